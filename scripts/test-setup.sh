@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Prepares everything `npm test` needs (run by npm's "pretest", from the repo root):
+#   1. npm dependencies (when node_modules is missing or older than package.json / package-lock.json);
+#   2. the Debian packages `prometheus` (prometheus + promtool) and `prometheus-pushgateway`
+#      (as root with apt-get, else with `sudo -n`, else a message: tests then skip, except under CI=true);
+#   3. a fresh TypeScript build into dist/.
+# Quiet when everything is already present; a warm run takes a few seconds (mostly tsc).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+log() { echo "test-setup: $*" >&2; }
+
+is_ci() { [ "${CI:-}" = "true" ]; }
+
+# ---------------------------------------------------------------- 1. npm dependencies
+NPM_STAMP=node_modules/.pws-test-setup-stamp
+need_npm_install() {
+  [ -d node_modules ] || return 0
+  [ -x node_modules/.bin/tsc ] || return 0
+  [ -f "$NPM_STAMP" ] || return 0
+  [ package.json -nt "$NPM_STAMP" ] && return 0
+  [ -f package-lock.json ] && [ package-lock.json -nt "$NPM_STAMP" ] && return 0
+  return 1
+}
+if need_npm_install; then
+  log "installing npm dependencies (npm install)"
+  npm install --no-audit --no-fund
+  touch "$NPM_STAMP"
+fi
+
+# ---------------------------------------------------------------- 2. Debian packages
+DEB_PACKAGES=(prometheus prometheus-pushgateway)
+DEB_TOOLS=(prometheus promtool prometheus-pushgateway)
+
+have_tool() {
+  command -v "$1" >/dev/null 2>&1 || [ -x "/usr/bin/$1" ] || [ -x "/usr/sbin/$1" ] || [ -x "/usr/local/bin/$1" ]
+}
+missing_tools() {
+  local t out=()
+  for t in "${DEB_TOOLS[@]}"; do have_tool "$t" || out+=("$t"); done
+  echo "${out[*]:-}"
+}
+
+# Run a command as root: directly when we are root, else via non-interactive sudo.
+AS_ROOT=()
+can_be_root() {
+  if [ "$(id -u)" -eq 0 ]; then AS_ROOT=(); return 0; fi
+  if command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then AS_ROOT=(sudo -n); return 0; fi
+  return 1
+}
+
+apt_lists_empty() {
+  ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null
+}
+
+APT_ENV=(env DEBIAN_FRONTEND=noninteractive)
+APT_OPTS=(-o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
+
+apt_install() {
+  "${AS_ROOT[@]}" "${APT_ENV[@]}" apt-get "${APT_OPTS[@]}" install -y --no-install-recommends "${DEB_PACKAGES[@]}"
+}
+apt_update() {
+  "${AS_ROOT[@]}" "${APT_ENV[@]}" apt-get "${APT_OPTS[@]}" update
+}
+
+# The packages' maintainer scripts try to start their daemons via invoke-rc.d, which fails or
+# leaves stray daemons on :9090/:9091 in a container without systemd. A policy-rc.d that exits
+# 101 makes invoke-rc.d skip starting them; we only add one (and remove it after) if none exists.
+POLICY_RC=/usr/sbin/policy-rc.d
+POLICY_RC_ADDED=0
+add_policy_rc() {
+  if [ ! -e "$POLICY_RC" ]; then
+    printf '#!/bin/sh\n# added by pws-server scripts/test-setup.sh during apt-get install\nexit 101\n' |
+      "${AS_ROOT[@]}" tee "$POLICY_RC" >/dev/null
+    "${AS_ROOT[@]}" chmod 755 "$POLICY_RC"
+    POLICY_RC_ADDED=1
+  fi
+}
+remove_policy_rc() {
+  if [ "$POLICY_RC_ADDED" = 1 ]; then
+    "${AS_ROOT[@]}" rm -f "$POLICY_RC" || true
+    POLICY_RC_ADDED=0
+  fi
+}
+
+# Stop a packaged daemon if the install started one anyway (our tests start their own
+# instances on free loopback ports and must not collide with, or depend on, these).
+stop_packaged_daemons() {
+  local name pidfile pid exe
+  for name in prometheus prometheus-pushgateway; do
+    pidfile="/run/prometheus/$name.pid"
+    [ -r "$pidfile" ] || continue
+    pid="$(cat "$pidfile" 2>/dev/null || true)"
+    [[ "$pid" =~ ^[0-9]+$ ]] || continue
+    exe="$(readlink "/proc/$pid/exe" 2>/dev/null || true)"
+    if [ "$exe" = "/usr/bin/$name" ]; then
+      log "stopping the $name daemon (pid $pid) started by the package install"
+      "${AS_ROOT[@]}" kill "$pid" 2>/dev/null || true
+      for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+      "${AS_ROOT[@]}" kill -9 "$pid" 2>/dev/null || true
+    fi
+    "${AS_ROOT[@]}" rm -f "$pidfile" 2>/dev/null || true
+  done
+}
+
+install_debian_packages() {
+  add_policy_rc
+  trap remove_policy_rc EXIT
+  local rc=0
+  if apt_lists_empty; then
+    apt_update >/dev/null || true
+  fi
+  if ! apt_install >/tmp/pws-test-setup-apt.$$.log 2>&1; then
+    log "apt-get install failed; running apt-get update and retrying"
+    apt_update >/dev/null 2>&1 || true
+    apt_install >>/tmp/pws-test-setup-apt.$$.log 2>&1 || rc=$?
+  fi
+  if [ "$rc" -ne 0 ]; then
+    cat /tmp/pws-test-setup-apt.$$.log >&2 || true
+  fi
+  rm -f /tmp/pws-test-setup-apt.$$.log
+  remove_policy_rc
+  trap - EXIT
+  stop_packaged_daemons
+  return "$rc"
+}
+
+MISSING="$(missing_tools)"
+if [ -n "$MISSING" ]; then
+  if can_be_root; then
+    log "installing Debian packages ${DEB_PACKAGES[*]} (missing: $MISSING)"
+    install_debian_packages || log "apt-get install ${DEB_PACKAGES[*]} failed"
+  fi
+  MISSING="$(missing_tools)"
+  if [ -n "$MISSING" ]; then
+    log "missing $MISSING: install the Debian packages ${DEB_PACKAGES[*]}"
+    log "  (sudo apt-get install ${DEB_PACKAGES[*]}), or run npm test as root."
+    if is_ci; then
+      log "CI=true: a missing service is a failure."
+      exit 1
+    fi
+    log "Tests that need them will be skipped."
+  fi
+fi
+
+# ---------------------------------------------------------------- 3. TypeScript build
+rm -rf dist
+if [ -x node_modules/.bin/tsc ]; then
+  node_modules/.bin/tsc -p .
+else
+  npx --no-install tsc -p .
+fi
