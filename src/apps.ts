@@ -1,0 +1,64 @@
+import type { AppConfig } from './options';
+import type { Socket } from './socket';
+
+/** A presence channel member: what the others see, and how many of this user's sockets are in. */
+export interface Member {
+  info: unknown;
+  sockets: number;
+}
+
+/** A channel with at least one subscriber on this node. */
+export interface Channel {
+  subscriptions: number;
+  /** Presence channels only: user id → member. */
+  members: Map<string, Member> | null;
+}
+
+/** One app's configuration and live state on this node. */
+export class AppState {
+  /** Topics are namespaced by this prefix so two apps' channels of one name never meet. */
+  readonly topicPrefix: string;
+  /** The app's series slot in every metrics family; -1 when metrics are off. */
+  metricsSlot = -1;
+  readonly sockets = new Map<string, Socket>();
+  readonly channels = new Map<string, Channel>();
+  /** Signed-in user id → that user's sockets. */
+  readonly users = new Map<string, Set<Socket>>();
+
+  constructor(
+    readonly config: AppConfig,
+    index: number,
+  ) {
+    this.topicPrefix = `${index}|`;
+  }
+
+  topic(channel: string): string {
+    return this.topicPrefix + channel;
+  }
+}
+
+/** Finds apps by id (REST API) and by key (WebSocket path). */
+export class Apps {
+  private readonly byId = new Map<string, AppState>();
+  private readonly byKey = new Map<string, AppState>();
+
+  constructor(configs: AppConfig[]) {
+    configs.forEach((config, i) => {
+      const app = new AppState(config, i);
+      this.byId.set(config.id, app);
+      this.byKey.set(config.key, app);
+    });
+  }
+
+  findById(id: string): AppState | undefined {
+    return this.byId.get(id);
+  }
+
+  findByKey(key: string): AppState | undefined {
+    return this.byKey.get(key);
+  }
+
+  all(): IterableIterator<AppState> {
+    return this.byId.values();
+  }
+}

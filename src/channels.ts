@@ -1,0 +1,158 @@
+import type { AppState, Channel, Member } from './apps';
+import { PusherError, SubscriptionError } from './errors';
+import type { FanOut } from './fan-out';
+import type { Options } from './options';
+import { memberAdded, memberRemoved, optionalString, requireString, subscriptionSucceeded } from './protocol';
+import { socketAuthValid } from './signatures';
+import type { Socket } from './socket';
+
+/** The four channel types; the name's prefix decides. */
+export type ChannelKind = 'public' | 'private' | 'presence' | 'encrypted';
+
+export function channelKind(name: string): ChannelKind {
+  if (name.startsWith('private-encrypted-')) return 'encrypted';
+  if (name.startsWith('private-')) return 'private';
+  if (name.startsWith('presence-')) return 'presence';
+  return 'public';
+}
+
+// Pusher's channel name alphabet; '#' is reserved for server channels such as #server-to-user-*.
+const CHANNEL_NAME = /^[-a-zA-Z0-9_=@,.;]+$/;
+
+/** True when `name` is a channel a client may subscribe to and an API call may target. */
+export function validChannelName(name: string, maxLength: number): boolean {
+  return name.length <= maxLength && CHANNEL_NAME.test(name);
+}
+
+/** Serialized presence state sent in subscription_succeeded: `{presence:{ids,hash,count}}`. */
+export function presenceData(members: Map<string, Member>): string {
+  const ids: string[] = [];
+  const hash: Record<string, unknown> = {};
+  for (const [id, member] of members) {
+    ids.push(id);
+    hash[id] = member.info;
+  }
+  return JSON.stringify({ presence: { ids, hash, count: ids.length } });
+}
+
+/** Subscription rules: authorization, presence membership and its limits, and channel bookkeeping. */
+export class Channels {
+  constructor(
+    private readonly options: Options,
+    private readonly fanOut: FanOut,
+  ) {}
+
+  /** Handles `pusher:subscribe`. Throws PusherError for malformed frames, SubscriptionError for refusals. */
+  subscribe(ws: Socket, data: unknown): void {
+    const socket = ws.getUserData();
+    const app = socket.app;
+    const name = requireString(data, 'channel', 'pusher:subscribe');
+    if (!validChannelName(name, this.options.channelMaxNameLength)) {
+      throw new PusherError(null, `Invalid channel name "${name.slice(0, 210)}": use at most ${this.options.channelMaxNameLength} of a-z A-Z 0-9 _ - = @ , . ;`);
+    }
+    const kind = channelKind(name);
+    const auth = optionalString(data, 'auth', 'pusher:subscribe');
+    const channelData = optionalString(data, 'channel_data', 'pusher:subscribe');
+
+    if (kind !== 'public') {
+      if (auth === undefined) throw new SubscriptionError(name, 'AuthError', `Subscribing to ${name} requires an auth signature`, 401);
+      if (kind === 'presence' && channelData === undefined) throw new SubscriptionError(name, 'AuthError', 'Presence channels require channel_data', 401);
+      const signed = kind === 'presence' ? `${socket.id}:${name}:${channelData}` : `${socket.id}:${name}`;
+      if (!socketAuthValid(app.config.key, app.config.secret, auth, signed)) {
+        throw new SubscriptionError(name, 'AuthError', `Invalid signature for ${name}`, 401);
+      }
+    }
+
+    if (socket.channels?.has(name)) {
+      // Re-subscribing is harmless: confirm again without counting the socket twice.
+      const channel = app.channels.get(name)!;
+      this.fanOut.send(ws, subscriptionSucceeded(name, channel.members ? presenceData(channel.members) : '{}'));
+      return;
+    }
+
+    if (kind === 'presence') {
+      this.joinPresence(ws, app, name, channelData!);
+      return;
+    }
+    this.attach(ws, app, name, '', null);
+    this.fanOut.send(ws, subscriptionSucceeded(name, '{}'));
+  }
+
+  private joinPresence(ws: Socket, app: AppState, name: string, channelData: string): void {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(channelData);
+    } catch {
+      throw new SubscriptionError(name, 'InvalidChannelData', 'channel_data must be a JSON object', 400);
+    }
+    const userIdRaw = parsed !== null && typeof parsed === 'object' ? (parsed as Record<string, unknown>).user_id : undefined;
+    if ((typeof userIdRaw !== 'string' && typeof userIdRaw !== 'number') || userIdRaw === '') {
+      throw new SubscriptionError(name, 'InvalidChannelData', 'channel_data must have a user_id string or number', 400);
+    }
+    const userId = String(userIdRaw);
+    const userInfo = (parsed as Record<string, unknown>).user_info;
+    const limitBytes = this.options.presenceMaxMemberSizeInKb * 1024;
+    if (userInfo !== undefined && Buffer.byteLength(JSON.stringify(userInfo)) > limitBytes) {
+      throw new SubscriptionError(name, 'LimitReached', `Presence member info is larger than ${this.options.presenceMaxMemberSizeInKb} KB`, 4100);
+    }
+    const existing = app.channels.get(name)?.members;
+    if (existing !== undefined && existing !== null && !existing.has(userId) && existing.size >= this.options.presenceMaxMembers) {
+      throw new SubscriptionError(name, 'LimitReached', `Presence channel ${name} already has the maximum of ${this.options.presenceMaxMembers} members`, 4100);
+    }
+
+    const channel = this.attach(ws, app, name, userId, new Map());
+    const members = channel.members!;
+    const member = members.get(userId);
+    if (member !== undefined) {
+      member.sockets++;
+    } else {
+      members.set(userId, { info: userInfo ?? null, sockets: 1 });
+      this.fanOut.publish(app, name, memberAdded(name, userId, userInfo ?? null), ws);
+    }
+    this.fanOut.send(ws, subscriptionSucceeded(name, presenceData(members)));
+  }
+
+  private attach(ws: Socket, app: AppState, name: string, userId: string, members: Map<string, Member> | null): Channel {
+    const socket = ws.getUserData();
+    let channel = app.channels.get(name);
+    if (channel === undefined) {
+      channel = { subscriptions: 0, members };
+      app.channels.set(name, channel);
+    }
+    channel.subscriptions++;
+    (socket.channels ??= new Map()).set(name, userId);
+    ws.subscribe(app.topic(name));
+    return channel;
+  }
+
+  /** Handles `pusher:unsubscribe`; unknown channels are ignored, as Pusher does. */
+  unsubscribe(ws: Socket, data: unknown): void {
+    const name = requireString(data, 'channel', 'pusher:unsubscribe');
+    const socket = ws.getUserData();
+    if (!socket.channels?.has(name)) return;
+    ws.unsubscribe(socket.app.topic(name));
+    this.detach(socket.app, name, socket.channels.get(name)!);
+    socket.channels.delete(name);
+  }
+
+  /** Removes a closed socket from all its channels (uWS has already dropped its topics). */
+  leaveAll(ws: Socket): void {
+    const socket = ws.getUserData();
+    if (socket.channels === null) return;
+    for (const [name, userId] of socket.channels) this.detach(socket.app, name, userId);
+    socket.channels = null;
+  }
+
+  private detach(app: AppState, name: string, userId: string): void {
+    const channel = app.channels.get(name);
+    if (channel === undefined) return;
+    if (channel.members !== null) {
+      const member = channel.members.get(userId);
+      if (member !== undefined && --member.sockets === 0) {
+        channel.members.delete(userId);
+        this.fanOut.publish(app, name, memberRemoved(name, userId));
+      }
+    }
+    if (--channel.subscriptions === 0) app.channels.delete(name);
+  }
+}

@@ -1,0 +1,86 @@
+import { OptionsError } from './errors';
+import { OPTION_SPECS, loadOptions } from './options';
+import { Server } from './server';
+
+const USAGE = `Usage: pws-server <command> [options]
+
+Commands:
+  start            Start the server (default port 6001, one default app).
+
+Options:
+  --config <file>  JSON file with options (same names as the environment variables) and an "apps" array.
+  --port <n>       Same as PORT.
+  -h, --help       Show help (also: pws-server start --help).
+  -v, --version    Show the version.
+
+Run "pws-server start --help" for every environment variable.`;
+
+function startHelp(): string {
+  const width = Math.max(...OPTION_SPECS.map((s) => s.env.length));
+  const lines = OPTION_SPECS.map((s) => `  ${s.env.padEnd(width)}  ${s.help} (default: ${s.default === '' ? 'unset' : s.default})`);
+  return `Usage: pws-server start [--config file.json] [--port n]
+
+Starts the server. Configuration comes from environment variables, or from a JSON config file
+(keys are the same names, plus an "apps" array); environment variables win over the file.
+Booleans accept true/false/1/0.
+
+Environment variables:
+${lines.join('\n')}`;
+}
+
+/** Parses argv, starts the server, and wires SIGTERM/SIGINT to a graceful stop. Returns the exit code for immediate exits. */
+export async function main(argv: string[]): Promise<number | null> {
+  const args = [...argv];
+  const command = args[0] !== undefined && !args[0].startsWith('-') ? args.shift() : undefined;
+  let configPath: string | undefined;
+  const env = { ...process.env };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === '-h' || arg === '--help') {
+      console.log(command === 'start' ? startHelp() : USAGE);
+      return 0;
+    } else if (arg === '-v' || arg === '--version') {
+      console.log(require('../../package.json').version);
+      return 0;
+    } else if (arg === '--config' || arg === '--port') {
+      const value = args[++i];
+      if (value === undefined) return fail(`${arg} needs a value`);
+      if (arg === '--config') configPath = value;
+      else env.PORT = value;
+    } else if (arg.startsWith('--config=')) {
+      configPath = arg.slice('--config='.length);
+    } else if (arg.startsWith('--port=')) {
+      env.PORT = arg.slice('--port='.length);
+    } else {
+      return fail(`unknown option ${arg} (see pws-server --help)`);
+    }
+  }
+  if (command !== 'start') return fail(command === undefined ? 'missing command: use "pws-server start"' : `unknown command "${command}" (see pws-server --help)`);
+
+  let server: Server;
+  try {
+    server = new Server(loadOptions(env, configPath));
+    await server.start();
+  } catch (err) {
+    if (err instanceof OptionsError || (err instanceof Error && /^[A-Z_]+: cannot listen/.test(err.message))) return fail(err.message);
+    throw err;
+  }
+  const stop = (signal: string) => {
+    server.log.info(`${signal} received: closing connections (grace period ${server.options.shutdownGracePeriodMs} ms)`);
+    server.stop().then(
+      () => process.exit(0),
+      (err) => {
+        server.log.error(`shutdown failed: ${err}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  return null;
+}
+
+function fail(message: string): number {
+  console.error(`pws-server: ${message}`);
+  return 1;
+}

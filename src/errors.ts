@@ -1,0 +1,52 @@
+/**
+ * Typed failures. Handlers throw or return these; one place per transport turns them into a
+ * `pusher:error` frame or an HTTP status with a JSON body.
+ */
+
+/** A protocol-level error sent to one socket as `pusher:error`; `close` also ends that socket. */
+export class PusherError extends Error {
+  constructor(
+    readonly code: number | null,
+    message: string,
+    readonly close = false,
+  ) {
+    super(message);
+  }
+}
+
+/** A subscription refused for one channel (`pusher:subscription_error`); the socket stays open. */
+export class SubscriptionError extends Error {
+  constructor(
+    readonly channel: string,
+    readonly type: string,
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
+/** A REST API failure answered with `status` and `{"error": message}`. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A configuration problem: start-up prints the message as one line and exits 1. */
+export class OptionsError extends Error {}
+
+/** Pusher's documented close and error codes (https://pusher.com/docs/channels/library_auth_reference/pusher-websockets-protocol). */
+export const ErrorCode = {
+  unknownApp: 4001,
+  appDisabled: 4003,
+  overConnectionQuota: 4004,
+  unauthorized: 4009,
+  overCapacity: 4100,
+  reconnect: 4200,
+  pongTimeout: 4201,
+  clientEventRejected: 4301,
+} as const;

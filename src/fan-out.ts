@@ -1,0 +1,50 @@
+import type { AppState } from './apps';
+import type { PwsMetrics } from './metrics/pws-metrics';
+import type { Socket } from './socket';
+import type { TemplatedApp } from './uws';
+
+// uWS send() result meaning the frame was dropped for backpressure, not written.
+const DROPPED = 2;
+
+/**
+ * Every frame the server writes goes through here, so each is counted exactly once per recipient.
+ * Channel frames use uWS's native topic publish: one serialized string, no per-recipient work in JS.
+ */
+export class FanOut {
+  constructor(
+    private readonly uws: TemplatedApp,
+    private readonly metrics: PwsMetrics | null,
+  ) {}
+
+  /** Writes one frame to one socket. */
+  send(ws: Socket, frame: string): void {
+    const data = ws.getUserData();
+    if (data.closed) return;
+    if (ws.send(frame) !== DROPPED && this.metrics !== null) {
+      this.metrics.socketTransmittedBytes.add(data.app.metricsSlot, Buffer.byteLength(frame));
+      this.metrics.wsMessagesSent.add(data.app.metricsSlot, 1);
+    }
+  }
+
+  /**
+   * Delivers a frame to every subscriber of an app's channel on this node, except `except`
+   * (the sender of a client event, or the socket_id an API call excluded). Returns the recipients.
+   */
+  publish(app: AppState, channel: string, frame: string, except?: Socket): number {
+    const topic = app.topic(channel);
+    let recipients = this.uws.numSubscribers(topic);
+    if (recipients === 0) return 0;
+    if (except !== undefined && !except.getUserData().closed) {
+      if (except.isSubscribed(topic)) recipients--;
+      if (recipients === 0) return 0;
+      except.publish(topic, frame);
+    } else {
+      this.uws.publish(topic, frame);
+    }
+    if (this.metrics !== null) {
+      this.metrics.socketTransmittedBytes.add(app.metricsSlot, Buffer.byteLength(frame) * recipients);
+      this.metrics.wsMessagesSent.add(app.metricsSlot, recipients);
+    }
+    return recipients;
+  }
+}

@@ -1,0 +1,20 @@
+/** Minimal leveled logger: errors and warnings always, debug lines only with DEBUG=true. */
+export class Log {
+  constructor(private readonly debugEnabled: boolean) {}
+
+  debug(message: string): void {
+    if (this.debugEnabled) console.log(`${new Date().toISOString()} debug ${message}`);
+  }
+
+  info(message: string): void {
+    console.log(`${new Date().toISOString()} info  ${message}`);
+  }
+
+  warn(message: string): void {
+    console.warn(`${new Date().toISOString()} warn  ${message}`);
+  }
+
+  error(message: string): void {
+    console.error(`${new Date().toISOString()} error ${message}`);
+  }
+}

@@ -1,0 +1,239 @@
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { OptionsError } from './errors';
+
+/** One app's credentials and limits. */
+export interface AppConfig {
+  id: string;
+  key: string;
+  secret: string;
+  /** Concurrent connections allowed on this node; -1 for no limit. */
+  maxConnections: number;
+  enableClientMessages: boolean;
+  enabled: boolean;
+  /** Connections must `pusher:signin` within `userAuthenticationTimeoutMs` or are closed with 4009. */
+  userAuthentication: boolean;
+}
+
+/** Everything the server reads from its environment and config file, typed and validated. */
+export interface Options {
+  port: number;
+  host: string;
+  debug: boolean;
+  apps: AppConfig[];
+  activityTimeout: number;
+  pongTimeoutMs: number;
+  userAuthenticationTimeoutMs: number;
+  eventMaxChannelsAtOnce: number;
+  eventMaxNameLength: number;
+  eventMaxSizeInKb: number;
+  eventMaxBatchSize: number;
+  presenceMaxMembers: number;
+  presenceMaxMemberSizeInKb: number;
+  channelMaxNameLength: number;
+  httpMaxRequestSizeInKb: number;
+  wsMaxMessageSizeInKb: number;
+  acceptTrafficMemoryThreshold: number;
+  shutdownGracePeriodMs: number;
+  sslCert: string;
+  sslKey: string;
+  sslPass: string;
+  metricsEnabled: boolean;
+  metricsDriver: MetricsDriver;
+  metricsPrefix: string;
+  metricsServerPort: number;
+  pushgatewayUrl: string;
+  pushgatewayIntervalMs: number;
+  pushgatewayJob: string;
+  pushgatewayInstance: string;
+  pushgatewayDeleteOnShutdown: boolean;
+}
+
+/** Valid values of METRICS_DRIVER. */
+export const METRICS_DRIVERS = ['prometheus', 'pushgateway'] as const;
+export type MetricsDriver = (typeof METRICS_DRIVERS)[number];
+
+type Kind = 'int' | 'bool' | 'string' | 'url' | 'driver';
+
+interface Spec {
+  env: string;
+  key: Exclude<keyof Options, 'apps'> | `app.${keyof AppConfig}`;
+  kind: Kind;
+  default: string;
+  min?: number;
+  help: string;
+}
+
+/**
+ * The single table of options: parsing, `--help` and docs/configuration.md all come from it.
+ * Option names are the unprefixed ones pWS users already have in their environments.
+ */
+export const OPTION_SPECS: readonly Spec[] = [
+  { env: 'PORT', key: 'port', kind: 'int', default: '6001', min: 0, help: 'Port for WebSocket connections and the HTTP API.' },
+  { env: 'HOST', key: 'host', kind: 'string', default: '0.0.0.0', help: 'Address to listen on.' },
+  { env: 'DEBUG', key: 'debug', kind: 'bool', default: 'false', help: 'Log connections, subscriptions and API calls.' },
+  { env: 'DEFAULT_APP_ID', key: 'app.id', kind: 'string', default: 'app-id', help: 'ID of the default app (used when the config file has no apps).' },
+  { env: 'DEFAULT_APP_KEY', key: 'app.key', kind: 'string', default: 'app-key', help: 'Key of the default app.' },
+  { env: 'DEFAULT_APP_SECRET', key: 'app.secret', kind: 'string', default: 'app-secret', help: 'Secret of the default app.' },
+  { env: 'DEFAULT_APP_MAX_CONNS', key: 'app.maxConnections', kind: 'int', default: '-1', min: -1, help: 'Connections the default app may hold on this node; -1 for no limit.' },
+  { env: 'DEFAULT_APP_ENABLE_CLIENT_MESSAGES', key: 'app.enableClientMessages', kind: 'bool', default: 'false', help: 'Allow client-* events on private and presence channels.' },
+  { env: 'DEFAULT_APP_ENABLED', key: 'app.enabled', kind: 'bool', default: 'true', help: 'Accept connections for the default app.' },
+  { env: 'DEFAULT_APP_USER_AUTHENTICATION', key: 'app.userAuthentication', kind: 'bool', default: 'false', help: 'Require pusher:signin within USER_AUTHENTICATION_TIMEOUT.' },
+  { env: 'ACTIVITY_TIMEOUT', key: 'activityTimeout', kind: 'int', default: '120', min: 1, help: 'Seconds of silence after which the server pings a socket (sent to clients as activity_timeout).' },
+  { env: 'PONG_TIMEOUT', key: 'pongTimeoutMs', kind: 'int', default: '30000', min: 1, help: 'Milliseconds a pinged socket has to answer before it is closed with 4201.' },
+  { env: 'USER_AUTHENTICATION_TIMEOUT', key: 'userAuthenticationTimeoutMs', kind: 'int', default: '30000', min: 1, help: 'Milliseconds a socket of an app with user authentication has to sign in.' },
+  { env: 'EVENT_MAX_CHANNELS_AT_ONCE', key: 'eventMaxChannelsAtOnce', kind: 'int', default: '100', min: 1, help: 'Channels one API event may target.' },
+  { env: 'EVENT_MAX_NAME_LENGTH', key: 'eventMaxNameLength', kind: 'int', default: '200', min: 1, help: 'Longest event name accepted.' },
+  { env: 'EVENT_MAX_SIZE_IN_KB', key: 'eventMaxSizeInKb', kind: 'int', default: '100', min: 1, help: 'Largest event data accepted, in KB.' },
+  { env: 'EVENT_MAX_BATCH_SIZE', key: 'eventMaxBatchSize', kind: 'int', default: '10', min: 1, help: 'Events one batch_events call may carry.' },
+  { env: 'PRESENCE_MAX_MEMBERS', key: 'presenceMaxMembers', kind: 'int', default: '100', min: 1, help: 'Distinct users one presence channel may hold.' },
+  { env: 'PRESENCE_MAX_MEMBER_SIZE', key: 'presenceMaxMemberSizeInKb', kind: 'int', default: '2', min: 1, help: "Largest presence member's user_info, in KB." },
+  { env: 'CHANNEL_LIMITS_MAX_NAME_LENGTH', key: 'channelMaxNameLength', kind: 'int', default: '200', min: 1, help: 'Longest channel name accepted.' },
+  { env: 'HTTP_MAX_REQUEST_SIZE', key: 'httpMaxRequestSizeInKb', kind: 'int', default: '100', min: 1, help: 'Largest REST API request body, in KB (413 above it).' },
+  { env: 'WS_MAX_MESSAGE_SIZE', key: 'wsMaxMessageSizeInKb', kind: 'int', default: '100', min: 1, help: 'Largest WebSocket message accepted from a client, in KB (the socket is closed with 1009 above it).' },
+  { env: 'HTTP_ACCEPT_TRAFFIC_MEMORY_THRESHOLD', key: 'acceptTrafficMemoryThreshold', kind: 'int', default: '85', min: 1, help: 'Percent of system memory used by this process above which /accept-traffic answers 503.' },
+  { env: 'SHUTDOWN_GRACE_PERIOD', key: 'shutdownGracePeriodMs', kind: 'int', default: '3000', min: 0, help: 'Milliseconds to close sockets on SIGTERM/SIGINT before exiting.' },
+  { env: 'SSL_CERT', key: 'sslCert', kind: 'string', default: '', help: 'Path of a PEM certificate: serve wss:// and https://.' },
+  { env: 'SSL_KEY', key: 'sslKey', kind: 'string', default: '', help: 'Path of the PEM private key.' },
+  { env: 'SSL_PASS', key: 'sslPass', kind: 'string', default: '', help: 'Passphrase of the private key.' },
+  { env: 'METRICS_ENABLED', key: 'metricsEnabled', kind: 'bool', default: 'false', help: 'Count traffic and serve GET /metrics.' },
+  { env: 'METRICS_DRIVER', key: 'metricsDriver', kind: 'driver', default: 'prometheus', help: `How metrics leave the node: ${METRICS_DRIVERS.join(' or ')}.` },
+  { env: 'METRICS_PROMETHEUS_PREFIX', key: 'metricsPrefix', kind: 'string', default: 'pws_', help: 'Prefix of every metric name.' },
+  { env: 'METRICS_SERVER_PORT', key: 'metricsServerPort', kind: 'int', default: '0', min: 0, help: 'Serve /metrics on this port instead of PORT; 0 keeps it on PORT.' },
+  { env: 'METRICS_PUSHGATEWAY_URL', key: 'pushgatewayUrl', kind: 'url', default: 'http://127.0.0.1:9091', help: 'Pushgateway base URL (driver pushgateway).' },
+  { env: 'METRICS_PUSHGATEWAY_INTERVAL', key: 'pushgatewayIntervalMs', kind: 'int', default: '15000', min: 100, help: 'Milliseconds between pushes.' },
+  { env: 'METRICS_PUSHGATEWAY_JOB', key: 'pushgatewayJob', kind: 'string', default: 'pws', help: 'Pushgateway job label.' },
+  { env: 'METRICS_PUSHGATEWAY_INSTANCE', key: 'pushgatewayInstance', kind: 'string', default: '<hostname>:<port>', help: 'Pushgateway instance label.' },
+  { env: 'METRICS_PUSHGATEWAY_DELETE_ON_SHUTDOWN', key: 'pushgatewayDeleteOnShutdown', kind: 'bool', default: 'false', help: "Delete the node's group from the Pushgateway on shutdown instead of a last push." },
+];
+
+const APP_FIELDS: Record<keyof AppConfig, Kind> = {
+  id: 'string',
+  key: 'string',
+  secret: 'string',
+  maxConnections: 'int',
+  enableClientMessages: 'bool',
+  enabled: 'bool',
+  userAuthentication: 'bool',
+};
+
+/** Where a value came from, for error messages that name the option. */
+type Source = Record<string, unknown>;
+
+/**
+ * Builds the options from defaults, then the JSON config file (if any), then environment variables.
+ * Throws OptionsError naming the first bad option.
+ */
+export function loadOptions(env: NodeJS.ProcessEnv = process.env, configPath?: string): Options {
+  const file = configPath ? readConfigFile(configPath) : {};
+  const out: Record<string, unknown> = {};
+  const defaultApp: Record<string, unknown> = {};
+  for (const spec of OPTION_SPECS) {
+    let raw: unknown = spec.default;
+    let origin = 'default';
+    if (spec.env in file) {
+      raw = file[spec.env];
+      origin = `${spec.env} in ${configPath}`;
+    }
+    if (env[spec.env] !== undefined && env[spec.env] !== '') {
+      raw = env[spec.env];
+      origin = spec.env;
+    }
+    if (spec.key === 'pushgatewayInstance' && raw === spec.default) continue;
+    const value = parseValue(raw, spec.kind, origin, spec.min);
+    if (spec.key.startsWith('app.')) defaultApp[spec.key.slice(4)] = value;
+    else out[spec.key] = value;
+  }
+  if (out.pushgatewayInstance === undefined) out.pushgatewayInstance = `${hostname()}:${out.port}`;
+  const fileApps = file.apps;
+  out.apps = fileApps === undefined ? [defaultApp as unknown as AppConfig] : parseApps(fileApps, configPath!, defaultApp);
+  return out as unknown as Options;
+}
+
+function readConfigFile(path: string): Source {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new OptionsError(`--config ${path}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? err})`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new OptionsError(`--config ${path}: not valid JSON (${(err as Error).message})`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new OptionsError(`--config ${path}: the file must hold a JSON object`);
+  }
+  const known = new Set(OPTION_SPECS.map((s) => s.env).concat('apps'));
+  for (const name of Object.keys(parsed)) {
+    if (!known.has(name)) throw new OptionsError(`--config ${path}: unknown option "${name}" (see pws-server start --help)`);
+  }
+  return parsed as Source;
+}
+
+function parseApps(value: unknown, path: string, defaults: Record<string, unknown>): AppConfig[] {
+  if (!Array.isArray(value) || value.length === 0) {
+    throw new OptionsError(`apps in ${path}: must be a non-empty array of apps`);
+  }
+  const ids = new Set<string>();
+  const keys = new Set<string>();
+  return value.map((entry, i) => {
+    const where = `apps[${i}] in ${path}`;
+    if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) throw new OptionsError(`${where}: must be an object`);
+    const app: Record<string, unknown> = {};
+    for (const name of Object.keys(entry)) {
+      if (!(name in APP_FIELDS)) throw new OptionsError(`${where}: unknown field "${name}" (valid: ${Object.keys(APP_FIELDS).join(', ')})`);
+    }
+    for (const [field, kind] of Object.entries(APP_FIELDS)) {
+      const raw = (entry as Record<string, unknown>)[field];
+      if (raw === undefined) {
+        if (field === 'id' || field === 'key' || field === 'secret') throw new OptionsError(`${where}: "${field}" is required`);
+        app[field] = defaults[field];
+      } else {
+        app[field] = parseValue(raw, kind, `${where} field "${field}"`, field === 'maxConnections' ? -1 : undefined);
+      }
+    }
+    if (ids.has(app.id as string)) throw new OptionsError(`${where}: duplicate app id "${app.id}"`);
+    if (keys.has(app.key as string)) throw new OptionsError(`${where}: duplicate app key "${app.key}"`);
+    ids.add(app.id as string);
+    keys.add(app.key as string);
+    return app as unknown as AppConfig;
+  });
+}
+
+function parseValue(raw: unknown, kind: Kind, origin: string, min?: number): unknown {
+  const text = typeof raw === 'string' ? raw.trim() : raw;
+  switch (kind) {
+    case 'bool':
+      if (text === true || text === 'true' || text === '1' || text === 1) return true;
+      if (text === false || text === 'false' || text === '0' || text === 0) return false;
+      throw new OptionsError(`${origin}: expected true, false, 1 or 0, got ${JSON.stringify(raw)}`);
+    case 'int': {
+      const n = typeof text === 'number' ? text : typeof text === 'string' && /^-?\d+$/.test(text) ? Number(text) : NaN;
+      if (!Number.isSafeInteger(n)) throw new OptionsError(`${origin}: expected a whole number, got ${JSON.stringify(raw)}`);
+      if (min !== undefined && n < min) throw new OptionsError(`${origin}: must be at least ${min}, got ${n}`);
+      return n;
+    }
+    case 'string':
+      if (typeof text !== 'string') throw new OptionsError(`${origin}: expected a string, got ${JSON.stringify(raw)}`);
+      return text;
+    case 'url': {
+      if (typeof text !== 'string') throw new OptionsError(`${origin}: expected a URL, got ${JSON.stringify(raw)}`);
+      let url: URL;
+      try {
+        url = new URL(text);
+      } catch {
+        throw new OptionsError(`${origin}: not a valid URL: ${JSON.stringify(raw)}`);
+      }
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new OptionsError(`${origin}: must be an http:// or https:// URL, got ${JSON.stringify(raw)}`);
+      return text.replace(/\/+$/, '');
+    }
+    case 'driver':
+      if (typeof text !== 'string' || !(METRICS_DRIVERS as readonly string[]).includes(text)) {
+        throw new OptionsError(`${origin}: unknown metrics driver ${JSON.stringify(raw)} (valid: ${METRICS_DRIVERS.join(', ')})`);
+      }
+      return text;
+  }
+}

@@ -1,0 +1,94 @@
+import { PusherError } from './errors';
+
+/** A frame received from a client, after shape checks. `data` is already parsed for pusher:* events. */
+export interface ClientFrame {
+  event: string;
+  channel: string | undefined;
+  data: unknown;
+}
+
+/**
+ * Decodes one client message. Anything that is not a JSON object with a string `event` is
+ * refused with a PusherError, which the caller sends back as `pusher:error`.
+ */
+export function decodeFrame(text: string): ClientFrame {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new PusherError(null, 'Invalid JSON: every message must be a JSON object with an "event" field');
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new PusherError(null, 'Invalid message: expected a JSON object with an "event" field');
+  }
+  const { event, channel, data } = parsed as Record<string, unknown>;
+  if (typeof event !== 'string' || event === '') throw new PusherError(null, 'Invalid message: "event" must be a non-empty string');
+  if (channel !== undefined && typeof channel !== 'string') throw new PusherError(null, 'Invalid message: "channel" must be a string');
+  return { event, channel, data: event.startsWith('pusher:') ? parseEmbedded(data) : data };
+}
+
+// Pusher clients may send a pusher:* event's data as an object or as a JSON string of one.
+function parseEmbedded(data: unknown): unknown {
+  if (typeof data !== 'string') return data;
+  try {
+    return JSON.parse(data);
+  } catch {
+    return data;
+  }
+}
+
+/** Reads a required string field of a pusher:* event's data, or refuses the frame. */
+export function requireString(data: unknown, field: string, event: string): string {
+  const value = data !== null && typeof data === 'object' ? (data as Record<string, unknown>)[field] : undefined;
+  if (typeof value !== 'string') throw new PusherError(null, `Invalid ${event}: data.${field} must be a string`);
+  return value;
+}
+
+/** Reads an optional string field (undefined when absent), refusing other types. */
+export function optionalString(data: unknown, field: string, event: string): string | undefined {
+  const value = data !== null && typeof data === 'object' ? (data as Record<string, unknown>)[field] : undefined;
+  if (value !== undefined && typeof value !== 'string') throw new PusherError(null, `Invalid ${event}: data.${field} must be a string`);
+  return value;
+}
+
+/** `pusher:connection_established`; its data is a JSON string, as protocol 7 specifies. */
+export function connectionEstablished(socketId: string, activityTimeout: number): string {
+  return `{"event":"pusher:connection_established","data":${JSON.stringify(JSON.stringify({ socket_id: socketId, activity_timeout: activityTimeout }))}}`;
+}
+
+/** `pusher:error` with `{code, message}`. */
+export function errorFrame(code: number | null, message: string): string {
+  return JSON.stringify({ event: 'pusher:error', data: { code, message } });
+}
+
+export const PING_FRAME = '{"event":"pusher:ping","data":{}}';
+export const PONG_FRAME = '{"event":"pusher:pong","data":{}}';
+
+/** `pusher_internal:subscription_succeeded`; `data` is the already-serialized payload. */
+export function subscriptionSucceeded(channel: string, data: string): string {
+  return JSON.stringify({ event: 'pusher_internal:subscription_succeeded', channel, data });
+}
+
+/** `pusher:subscription_error`, which pusher-js raises on the channel. */
+export function subscriptionErrorFrame(channel: string, type: string, error: string, status: number): string {
+  return JSON.stringify({ event: 'pusher:subscription_error', channel, data: { type, error, status } });
+}
+
+/** `pusher_internal:member_added` / `member_removed`. */
+export function memberAdded(channel: string, userId: string, userInfo: unknown): string {
+  return JSON.stringify({ event: 'pusher_internal:member_added', channel, data: JSON.stringify({ user_id: userId, user_info: userInfo }) });
+}
+
+export function memberRemoved(channel: string, userId: string): string {
+  return JSON.stringify({ event: 'pusher_internal:member_removed', channel, data: JSON.stringify({ user_id: userId }) });
+}
+
+/** `pusher:signin_success` carrying the signed user data string. */
+export function signinSuccess(userData: string): string {
+  return JSON.stringify({ event: 'pusher:signin_success', data: { user_data: userData } });
+}
+
+/** An app event as delivered to subscribers; serialized once per channel, never per recipient. */
+export function eventFrame(event: string, channel: string, data: unknown, userId?: string): string {
+  return JSON.stringify(userId === undefined ? { event, channel, data } : { event, channel, data, user_id: userId });
+}

@@ -1,0 +1,146 @@
+import { ActivityMonitor } from './activity';
+import { Apps } from './apps';
+import { Channels } from './channels';
+import { ErrorCode, PusherError } from './errors';
+import { FanOut } from './fan-out';
+import { MemoryWatch, registerHealth } from './health';
+import { registerHttpApi } from './http-api';
+import { writeJson } from './http-reply';
+import { Log } from './log';
+import { metricsDisabled, registerMetricsEndpoint } from './metrics-endpoint';
+import { PwsMetrics } from './metrics/pws-metrics';
+import type { Options } from './options';
+import { errorFrame } from './protocol';
+import { Users } from './users';
+import { uws, type TemplatedApp, type us_listen_socket } from './uws';
+import { wsBehavior } from './ws-handler';
+
+const SHUTDOWN_MESSAGE = 'Server is shutting down, please reconnect';
+
+/** A running pws-server: the WebSocket endpoint, the REST API, health and metrics on one port. */
+export class Server {
+  readonly apps: Apps;
+  readonly metrics: PwsMetrics | null;
+  readonly log: Log;
+  private readonly app: TemplatedApp;
+  private readonly metricsApp: TemplatedApp | null = null;
+  private readonly fanOut: FanOut;
+  private readonly users: Users;
+  private activity: ActivityMonitor | null = null;
+  private memory: MemoryWatch | null = null;
+  private listenSockets: us_listen_socket[] = [];
+  private closing = false;
+  private stopped: Promise<void> | null = null;
+  /** The port actually bound (differs from options.port when that is 0). */
+  port = 0;
+  /** The metrics port actually bound, when METRICS_SERVER_PORT is set. */
+  metricsPort = 0;
+
+  constructor(readonly options: Options) {
+    this.log = new Log(options.debug);
+    this.apps = new Apps(options.apps);
+    this.app = options.sslCert !== '' ? uws.SSLApp({ cert_file_name: options.sslCert, key_file_name: options.sslKey, passphrase: options.sslPass }) : uws.App();
+    this.metrics = options.metricsEnabled ? new PwsMetrics({ prefix: options.metricsPrefix, port: options.port }) : null;
+    if (this.metrics !== null) for (const app of this.apps.all()) app.metricsSlot = this.metrics.appSlot(app.config.id);
+    this.fanOut = new FanOut(this.app, this.metrics);
+    this.users = new Users(this.fanOut);
+    const channels = new Channels(options, this.fanOut);
+
+    this.app.ws('/app/:key', wsBehavior({
+      apps: this.apps,
+      options,
+      fanOut: this.fanOut,
+      channels,
+      users: this.users,
+      metrics: this.metrics,
+      log: this.log,
+      admissionRefusal: () => this.admissionRefusal(),
+    }));
+    registerHttpApi(this.app, { apps: this.apps, options, fanOut: this.fanOut, users: this.users, metrics: this.metrics, log: this.log });
+    registerHealth(this.app, { closing: () => this.closing, memoryThresholdPercent: options.acceptTrafficMemoryThreshold });
+    if (this.metrics !== null && options.metricsServerPort !== 0) {
+      this.metricsApp = uws.App();
+      registerMetricsEndpoint(this.metricsApp, this.metrics);
+      this.app.get('/metrics', metricsDisabled);
+    } else if (this.metrics !== null) {
+      registerMetricsEndpoint(this.app, this.metrics);
+    } else {
+      this.app.get('/metrics', metricsDisabled);
+    }
+    this.app.any('/*', (res, req) => {
+      writeJson(res, 404, { error: `Not found: ${req.getMethod().toUpperCase()} ${req.getUrl()}` });
+    });
+  }
+
+  /** Binds the port(s) and starts the activity monitor. Rejects if a port cannot be bound. */
+  async start(): Promise<void> {
+    this.port = await listen(this.app, this.options.host, this.options.port, this.listenSockets, 'PORT');
+    if (this.metricsApp !== null) {
+      this.metricsPort = await listen(this.metricsApp, this.options.host, this.options.metricsServerPort, this.listenSockets, 'METRICS_SERVER_PORT');
+    }
+    this.activity = new ActivityMonitor(this.apps, this.options, this.fanOut);
+    this.memory = new MemoryWatch(this.options.acceptTrafficMemoryThreshold);
+    this.log.info(`pws-server listening on ${this.options.sslCert ? 'https/wss' : 'http/ws'}://${this.options.host}:${this.port}` + (this.metrics ? `, metrics on :${this.metricsPort || this.port}/metrics` : ''));
+  }
+
+  /** True once shutdown has begun: /ready answers 503 and new connections are refused. */
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
+  /**
+   * Graceful shutdown: refuse new connections, tell every socket to reconnect elsewhere (4200),
+   * wait for them to close within the grace period, then close everything.
+   */
+  stop(): Promise<void> {
+    this.stopped ??= this.shutdown();
+    return this.stopped;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.closing = true;
+    const deadline = Date.now() + this.options.shutdownGracePeriodMs;
+    for (const app of this.apps.all()) {
+      for (const ws of [...app.sockets.values()]) {
+        this.fanOut.send(ws, errorFrame(ErrorCode.reconnect, SHUTDOWN_MESSAGE));
+        if (!ws.getUserData().closed) ws.end(ErrorCode.reconnect, SHUTDOWN_MESSAGE);
+      }
+    }
+    while (this.openSockets() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    this.activity?.stop();
+    this.memory?.stop();
+    for (const socket of this.listenSockets) uws.us_listen_socket_close(socket);
+    this.listenSockets = [];
+    this.app.close();
+    this.metricsApp?.close();
+    this.metrics?.stop();
+    this.log.info('pws-server stopped');
+  }
+
+  private openSockets(): number {
+    let n = 0;
+    for (const app of this.apps.all()) n += app.sockets.size;
+    return n;
+  }
+
+  private admissionRefusal(): PusherError | null {
+    if (this.closing) return new PusherError(ErrorCode.reconnect, SHUTDOWN_MESSAGE, true);
+    if (this.memory?.over) {
+      return new PusherError(ErrorCode.overCapacity, 'Over capacity: the server is above its memory threshold', true);
+    }
+    return null;
+  }
+}
+
+function listen(app: TemplatedApp, host: string, port: number, sockets: us_listen_socket[], option: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    app.listen(host, port, (socket) => {
+      if (socket === false) {
+        reject(new Error(`${option}: cannot listen on ${host}:${port} (in use, or not permitted)`));
+        return;
+      }
+      sockets.push(socket);
+      resolve(uws.us_socket_local_port(socket as unknown as Parameters<typeof uws.us_socket_local_port>[0]));
+    });
+  });
+}

@@ -1,0 +1,167 @@
+import { randomInt } from 'node:crypto';
+import { AppState, type Apps } from './apps';
+import type { Channels } from './channels';
+import { relayClientEvent } from './client-events';
+import { ErrorCode, PusherError, SubscriptionError } from './errors';
+import type { FanOut } from './fan-out';
+import type { Log } from './log';
+import type { PwsMetrics } from './metrics/pws-metrics';
+import type { Options } from './options';
+import { PONG_FRAME, connectionEstablished, decodeFrame, errorFrame, subscriptionErrorFrame } from './protocol';
+import type { Socket, SocketData } from './socket';
+import type { Users } from './users';
+import type { HttpRequest, HttpResponse, us_socket_context_t } from './uws';
+import type { WebSocketBehavior } from 'uWebSockets.js';
+
+// Stands in for the app of a socket refused before it had one (unknown key); never counted.
+const NO_APP = new AppState({ id: '', key: '', secret: '', maxConnections: 0, enableClientMessages: false, enabled: false, userAuthentication: false }, -1);
+
+/** What the WebSocket side needs from the rest of the server. */
+export interface WsContext {
+  apps: Apps;
+  options: Options;
+  fanOut: FanOut;
+  channels: Channels;
+  users: Users;
+  metrics: PwsMetrics | null;
+  log: Log;
+  /** Why new connections are refused right now (shutting down, over memory), or null. */
+  admissionRefusal(): PusherError | null;
+}
+
+/** The uWS behaviour for `/app/:key`: upgrade checks, then frames in, handlers, errors out. */
+export function wsBehavior(ctx: WsContext): WebSocketBehavior<SocketData> {
+  const { options, metrics } = ctx;
+  return {
+    maxPayloadLength: options.wsMaxMessageSizeInKb * 1024,
+    // Silence is handled by the ActivityMonitor's Pusher-level pings, not by uWS's idle timer.
+    idleTimeout: 0,
+    maxBackpressure: 1024 * 1024,
+    closeOnBackpressureLimit: 0,
+
+    upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t) {
+      const key = req.getParameter(0);
+      const app = ctx.apps.findByKey(key);
+      const data: SocketData = {
+        id: '',
+        app: app ?? NO_APP,
+        channels: null,
+        userId: null,
+        openedAt: Date.now(),
+        lastActivity: Date.now(),
+        pingedAt: 0,
+        closed: false,
+        refusal: refusal(ctx, app, req.getQuery('protocol')),
+      };
+      if (data.refusal === null) data.id = newSocketId(data.app);
+      res.upgrade(data, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
+    },
+
+    open(ws: Socket) {
+      const socket = ws.getUserData();
+      if (socket.refusal !== null) {
+        // Refused sockets get Pusher's close code so clients know whether to retry; they were never accepted, so never counted.
+        ws.send(errorFrame(socket.refusal.code, socket.refusal.message));
+        ws.end(socket.refusal.code ?? ErrorCode.reconnect, socket.refusal.message);
+        return;
+      }
+      const app = socket.app;
+      app.sockets.set(socket.id, ws);
+      if (metrics !== null) {
+        metrics.connected.add(app.metricsSlot, 1);
+        metrics.newConnections.add(app.metricsSlot, 1);
+      }
+      ctx.fanOut.send(ws, connectionEstablished(socket.id, options.activityTimeout));
+      ctx.log.debug(`connected ${socket.id} app=${app.config.id}`);
+    },
+
+    message(ws: Socket, message: ArrayBuffer) {
+      const socket = ws.getUserData();
+      if (socket.refusal !== null) return;
+      socket.lastActivity = Date.now();
+      socket.pingedAt = 0;
+      if (metrics !== null) {
+        metrics.socketReceivedBytes.add(socket.app.metricsSlot, message.byteLength);
+        metrics.wsMessagesReceived.add(socket.app.metricsSlot, 1);
+      }
+      try {
+        handleFrame(ctx, ws, Buffer.from(message).toString('utf8'));
+      } catch (err) {
+        reportError(ctx, ws, err);
+      }
+    },
+
+    close(ws: Socket) {
+      const socket = ws.getUserData();
+      socket.closed = true;
+      if (socket.refusal !== null) return;
+      const app = socket.app;
+      app.sockets.delete(socket.id);
+      ctx.channels.leaveAll(ws);
+      ctx.users.forget(ws);
+      if (metrics !== null) {
+        metrics.connected.add(app.metricsSlot, -1);
+        metrics.newDisconnections.add(app.metricsSlot, 1);
+      }
+      ctx.log.debug(`disconnected ${socket.id}`);
+    },
+  };
+}
+
+function refusal(ctx: WsContext, app: AppState | undefined, protocol: string | undefined): PusherError | null {
+  if (app === undefined) return new PusherError(ErrorCode.unknownApp, 'App key does not exist', true);
+  if (!app.config.enabled) return new PusherError(ErrorCode.appDisabled, 'App is disabled', true);
+  if (protocol !== undefined && protocol !== '' && !/^[5-7]$/.test(protocol)) {
+    return new PusherError(4007, `Unsupported protocol version ${protocol}: this server speaks 5 to 7`, true);
+  }
+  const max = app.config.maxConnections;
+  if (max >= 0 && app.sockets.size >= max) return new PusherError(ErrorCode.overConnectionQuota, 'The app has reached its connection quota', true);
+  return ctx.admissionRefusal();
+}
+
+function newSocketId(app: AppState): string {
+  for (;;) {
+    const id = `${randomInt(1, 2 ** 47)}.${randomInt(1, 2 ** 47)}`;
+    if (!app.sockets.has(id)) return id;
+  }
+}
+
+function handleFrame(ctx: WsContext, ws: Socket, text: string): void {
+  const frame = decodeFrame(text);
+  switch (frame.event) {
+    case 'pusher:ping':
+      ctx.fanOut.send(ws, PONG_FRAME);
+      return;
+    case 'pusher:pong':
+      return;
+    case 'pusher:subscribe':
+      ctx.channels.subscribe(ws, frame.data);
+      return;
+    case 'pusher:unsubscribe':
+      ctx.channels.unsubscribe(ws, frame.data);
+      return;
+    case 'pusher:signin':
+      ctx.users.signIn(ws, frame.data);
+      return;
+  }
+  if (frame.event.startsWith('client-')) {
+    relayClientEvent(ws, frame.event, frame.channel, frame.data, ctx.options, ctx.fanOut);
+    return;
+  }
+  throw new PusherError(null, `Unsupported event "${frame.event.slice(0, 100)}"`);
+}
+
+// The one place a WebSocket handler failure becomes a frame; nothing escapes to uWS.
+function reportError(ctx: WsContext, ws: Socket, err: unknown): void {
+  if (err instanceof SubscriptionError) {
+    ctx.fanOut.send(ws, subscriptionErrorFrame(err.channel, err.type, err.message, err.status));
+    return;
+  }
+  if (err instanceof PusherError) {
+    ctx.fanOut.send(ws, errorFrame(err.code, err.message));
+    if (err.close && !ws.getUserData().closed) ws.end(err.code ?? ErrorCode.reconnect, err.message);
+    return;
+  }
+  ctx.log.error(`unexpected error handling a frame from ${ws.getUserData().id}: ${(err as Error)?.stack ?? err}`);
+  ctx.fanOut.send(ws, errorFrame(null, 'Internal server error'));
+}
