@@ -1,13 +1,16 @@
-/** Minimal leveled logger: errors and warnings always, debug lines only with DEBUG=true. */
+/** Minimal leveled logger: errors and warnings always, info unless quiet, debug lines only with DEBUG=true. */
 export class Log {
-  constructor(private readonly debugEnabled: boolean) {}
+  constructor(
+    private readonly debugEnabled: boolean,
+    private readonly quiet = false,
+  ) {}
 
   debug(message: string): void {
     if (this.debugEnabled) console.log(`${new Date().toISOString()} debug ${message}`);
   }
 
   info(message: string): void {
-    console.log(`${new Date().toISOString()} info  ${message}`);
+    if (!this.quiet) console.log(`${new Date().toISOString()} info  ${message}`);
   }
 
   warn(message: string): void {

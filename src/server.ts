@@ -36,8 +36,11 @@ export class Server {
   /** The metrics port actually bound, when METRICS_SERVER_PORT is set. */
   metricsPort = 0;
 
-  constructor(readonly options: Options) {
-    this.log = new Log(options.debug);
+  constructor(
+    readonly options: Options,
+    log?: Log,
+  ) {
+    this.log = log ?? new Log(options.debug);
     this.apps = new Apps(options.apps);
     this.app = options.sslCert !== '' ? uws.SSLApp({ cert_file_name: options.sslCert, key_file_name: options.sslKey, passphrase: options.sslPass }) : uws.App();
     this.metrics = options.metricsEnabled ? new PwsMetrics({ prefix: options.metricsPrefix, port: options.port }) : null;
