@@ -15,8 +15,8 @@ export interface ProcessCollectorOptions {
   prefix?: string;
 }
 
-/** Bucket bounds of `nodejs_gc_duration_seconds`, as prom-client's. */
-export const GC_DURATION_BUCKETS: readonly number[] = [0.001, 0.01, 0.1, 1, 2, 5];
+// Bucket bounds of `nodejs_gc_duration_seconds`, as prom-client's.
+const GC_DURATION_BUCKETS: readonly number[] = [0.001, 0.01, 0.1, 1, 2, 5];
 
 // Slot of a label-less family's only series.
 const ONLY = 0;
@@ -59,9 +59,13 @@ function countFds(): number | null {
   }
 }
 
+const VM_RSS = /^VmRSS:\s*(\d+) kB/m;
+const VM_SIZE = /^VmSize:\s*(\d+) kB/m;
+const VM_DATA = /^VmData:\s*(\d+) kB/m;
+
 // A /proc/self/status field in bytes (the file speaks kB), or null when absent.
-function statusBytes(status: string, field: string): number | null {
-  const match = new RegExp(`^${field}:\\s*(\\d+) kB`, 'm').exec(status);
+function statusBytes(status: string, field: RegExp): number | null {
+  const match = field.exec(status);
   return match ? Number(match[1]) * 1024 : null;
 }
 
@@ -169,11 +173,11 @@ export class ProcessCollector {
 
       const memory = process.memoryUsage();
       const status = hasStatus ? readProc('/proc/self/status') : null;
-      const rss = status !== null ? statusBytes(status, 'VmRSS') : null;
+      const rss = status !== null ? statusBytes(status, VM_RSS) : null;
       resident.set(ONLY, rss ?? memory.rss);
       if (status !== null) {
-        const size = statusBytes(status, 'VmSize');
-        const data = statusBytes(status, 'VmData');
+        const size = statusBytes(status, VM_SIZE);
+        const data = statusBytes(status, VM_DATA);
         if (virtual && size !== null) virtual.set(ONLY, size);
         if (heap && data !== null) heap.set(ONLY, data);
       }
