@@ -32,8 +32,12 @@ export interface WsContext {
 /** The uWS behaviour for `/app/:key`: upgrade checks, then frames in, handlers, errors out. */
 export function wsBehavior(ctx: WsContext): WebSocketBehavior<SocketData> {
   const { options, metrics } = ctx;
+  const maxMessageBytes = options.wsMaxMessageSizeInKb * 1024;
   return {
-    maxPayloadLength: options.wsMaxMessageSizeInKb * 1024,
+    // uWS drops a connection over maxPayloadLength without a close frame, which clients see as 1006.
+    // It gets twice the limit as a hard ceiling, and messages between the two are closed below with
+    // 1009, so a client is told why; only a message over the ceiling is cut off unread.
+    maxPayloadLength: maxMessageBytes * 2,
     // Silence is handled by the ActivityMonitor's Pusher-level pings, not by uWS's idle timer.
     idleTimeout: 0,
     maxBackpressure: 1024 * 1024,
@@ -75,7 +79,7 @@ export function wsBehavior(ctx: WsContext): WebSocketBehavior<SocketData> {
       ctx.log.debug(`connected ${socket.id} app=${app.config.id}`);
     },
 
-    message(ws: Socket, message: ArrayBuffer) {
+    message(ws: Socket, message: ArrayBuffer, isBinary: boolean) {
       const socket = ws.getUserData();
       if (socket.refusal !== null) return;
       socket.lastActivity = Date.now();
@@ -84,7 +88,13 @@ export function wsBehavior(ctx: WsContext): WebSocketBehavior<SocketData> {
         metrics.socketReceivedBytes.add(socket.app.metricsSlot, message.byteLength);
         metrics.wsMessagesReceived.add(socket.app.metricsSlot, 1);
       }
+      if (message.byteLength > maxMessageBytes) {
+        ws.end(1009, `Message larger than ${options.wsMaxMessageSizeInKb} KB`);
+        return;
+      }
       try {
+        // The Pusher protocol is JSON text; a binary frame is a client bug, not something to guess at.
+        if (isBinary) throw new PusherError(null, 'Binary messages are not supported: send JSON text frames');
         handleFrame(ctx, ws, Buffer.from(message).toString('utf8'));
       } catch (err) {
         reportError(ctx, ws, err);
