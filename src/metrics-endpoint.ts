@@ -4,8 +4,11 @@ import { CONTENT_TYPE } from './metrics/format';
 import type { PwsMetrics } from './metrics/pws-metrics';
 import type { HttpResponse, TemplatedApp } from './uws';
 
-// Below this size gzip saves the scraper less than it costs us.
-const GZIP_MIN_BYTES = 4096;
+// Below this size gzip saves the scraper less than it costs us: a body that fits TCP's initial
+// congestion window (10 segments of 1460 bytes, RFC 6928) arrives in one round trip anyway.
+// It was 4096, under the ~10 KB that the process families alone take, so every scrape was
+// gzipped and "small bodies are not gzipped" never applied; a node with a few apps answers plain.
+const GZIP_MIN_BYTES = 14600;
 
 /**
  * `GET /metrics`: text format 0.0.4 always (never OpenMetrics, which would rename the seed's
@@ -13,9 +16,10 @@ const GZIP_MIN_BYTES = 4096;
  */
 export function registerMetricsEndpoint(uws: TemplatedApp, metrics: PwsMetrics): void {
   uws.get('/metrics', (res, req) => {
-    const acceptsGzip = /\bgzip\b/.test(req.getHeader('accept-encoding'));
+    const acceptsGzip = gzipAccepted(req.getHeader('accept-encoding'));
     const body = metrics.render();
-    if (!acceptsGzip || body.length < GZIP_MIN_BYTES) {
+    // Bytes, not UTF-16 units: app ids may be non-ASCII.
+    if (!acceptsGzip || Buffer.byteLength(body) < GZIP_MIN_BYTES) {
       writeBody(res, 200, CONTENT_TYPE, body);
       return;
     }
@@ -29,6 +33,20 @@ export function registerMetricsEndpoint(uws: TemplatedApp, metrics: PwsMetrics):
       else writeBody(res, 200, CONTENT_TYPE, zipped, { 'Content-Encoding': 'gzip', Vary: 'Accept-Encoding' });
     });
   });
+}
+
+/**
+ * True when Accept-Encoding lists gzip with a non-zero weight. A bare /gzip/ match used to
+ * gzip for `gzip;q=0`, which RFC 9110 §12.5.3 defines as "not acceptable".
+ */
+function gzipAccepted(header: string): boolean {
+  for (const part of header.split(',')) {
+    const [coding, ...params] = part.split(';');
+    if (coding.trim().toLowerCase() !== 'gzip') continue;
+    const q = params.map((p) => p.trim().toLowerCase()).find((p) => p.startsWith('q='));
+    return q === undefined || Number(q.slice(2)) > 0;
+  }
+  return false;
 }
 
 /** Answers 404 on /metrics when metrics are off, like any unknown route. */
