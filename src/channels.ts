@@ -5,6 +5,9 @@ import type { Options } from './options';
 import { memberAdded, memberRemoved, optionalString, requireString, subscriptionSucceeded } from './protocol';
 import { socketAuthValid } from './signatures';
 import type { Socket } from './socket';
+import { userChannel } from './users';
+
+const USER_CHANNEL_PREFIX = userChannel('');
 
 /** The four channel types; the name's prefix decides. */
 export type ChannelKind = 'public' | 'private' | 'presence' | 'encrypted';
@@ -47,6 +50,10 @@ export class Channels {
     const socket = ws.getUserData();
     const app = socket.app;
     const name = requireString(data, 'channel', 'pusher:subscribe');
+    if (name.startsWith(USER_CHANNEL_PREFIX)) {
+      this.confirmUserChannel(ws, name);
+      return;
+    }
     if (!validChannelName(name, this.options.channelMaxNameLength)) {
       throw new PusherError(null, `Invalid channel name "${name.slice(0, 210)}": use at most ${this.options.channelMaxNameLength} of a-z A-Z 0-9 _ - = @ , . ;`);
     }
@@ -75,6 +82,16 @@ export class Channels {
       return;
     }
     this.attach(ws, app, name, '', null);
+    this.fanOut.send(ws, subscriptionSucceeded(name, '{}'));
+  }
+
+  // pusher-js subscribes to its user's #server-to-user-<id> after sign-in. Sign-in already
+  // delivers that channel's events to the socket, so this only confirms it, and refuses anyone else's.
+  private confirmUserChannel(ws: Socket, name: string): void {
+    const userId = ws.getUserData().userId;
+    if (userId === null || name !== userChannel(userId)) {
+      throw new SubscriptionError(name, 'AuthError', `Only a socket signed in as that user may subscribe to ${name.slice(0, 210)}`, 403);
+    }
     this.fanOut.send(ws, subscriptionSucceeded(name, '{}'));
   }
 
