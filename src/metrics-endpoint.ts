@@ -49,7 +49,11 @@ function gzipAccepted(header: string): boolean {
   return false;
 }
 
-/** Answers 404 on /metrics when metrics are off, like any unknown route. */
+/**
+ * Answers 404 on /metrics where no metrics are served, like any unknown route. The server uses it
+ * both when metrics are off and on PORT when METRICS_SERVER_PORT serves them, so the message
+ * names both (it used to say "disabled" to an operator whose metrics were merely elsewhere).
+ */
 export function metricsDisabled(res: HttpResponse): void {
-  writeBody(res, 404, 'application/json', '{"error":"Metrics are disabled: start with METRICS_ENABLED=true"}');
+  writeBody(res, 404, 'application/json', '{"error":"No metrics on this port: they are off (METRICS_ENABLED) or served on METRICS_SERVER_PORT"}');
 }
