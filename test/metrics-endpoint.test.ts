@@ -348,12 +348,18 @@ test('a real Prometheus scrapes it: up, exact connected clients and connections,
   const [target] = await prometheus.targetsHealth();
   assert.equal(target.health, 'up');
   assert.equal(target.lastError, '');
-  // Every sample of the body was ingested: as many as a direct scrape holds.
+  // Every sample of the body was ingested as its own series: as many samples as a direct scrape
+  // holds, and as many distinct series stored. A duplicate series in one body would make the
+  // second number smaller; this is the check that works on every version (see below).
   const direct = await scrape(s.url('/metrics'));
   const scraped = await prometheus.query(`scrape_samples_scraped{instance="127.0.0.1:${port}"}`);
   assert.equal(Number(scraped[0].value[1]), direct.samples.length);
+  const stored = await prometheus.query(`count({instance="127.0.0.1:${port}",__name__!~"up|scrape_.*"})`);
+  assert.equal(Number(stored[0].value[1]), direct.samples.length);
 
-  // Prometheus' own counter of samples dropped as same-series-same-timestamp duplicates.
+  // Prometheus' own counter of samples dropped as same-series-same-timestamp duplicates. Only
+  // Prometheus ≥ 2.52 counts duplicates within one scrape there (2.42 was seen to leave it at 0
+  // for a body with a duplicate), hence the series count above.
   const own = await fetch(`${prometheus.url}/metrics`);
   const ownText = await own.text();
   const duplicates = /^prometheus_target_scrapes_sample_duplicate_timestamp_total (\S+)$/m.exec(ownText);
