@@ -17,7 +17,7 @@ export class ActivityMonitor {
     private readonly options: Options,
     private readonly fanOut: FanOut,
   ) {
-    const tickMs = Math.max(10, Math.min(1000, options.pongTimeoutMs / 2, (options.activityTimeout * 1000) / 4));
+    const tickMs = Math.max(10, Math.min(1000, options.pongTimeoutMs / 2, (options.activityTimeout * 1000) / 4, options.userAuthenticationTimeoutMs / 2));
     this.timer = setInterval(() => this.sweep(Date.now()), tickMs);
     this.timer.unref();
   }
