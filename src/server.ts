@@ -8,6 +8,7 @@ import { registerHttpApi } from './http-api';
 import { writeJson } from './http-reply';
 import { Log } from './log';
 import { metricsDisabled, registerMetricsEndpoint } from './metrics-endpoint';
+import { PushgatewayDriver } from './metrics/pushgateway';
 import { PwsMetrics } from './metrics/pws-metrics';
 import type { Options } from './options';
 import { errorFrame } from './protocol';
@@ -24,6 +25,7 @@ export class Server {
   readonly log: Log;
   private readonly app: TemplatedApp;
   private readonly metricsApp: TemplatedApp | null = null;
+  private readonly pushgateway: PushgatewayDriver | null = null;
   private readonly fanOut: FanOut;
   private readonly users: Users;
   private activity: ActivityMonitor | null = null;
@@ -45,6 +47,7 @@ export class Server {
     this.app = options.sslCert !== '' ? uws.SSLApp({ cert_file_name: options.sslCert, key_file_name: options.sslKey, passphrase: options.sslPass }) : uws.App();
     this.metrics = options.metricsEnabled ? new PwsMetrics({ prefix: options.metricsPrefix, port: options.port }) : null;
     if (this.metrics !== null) for (const app of this.apps.all()) app.metricsSlot = this.metrics.appSlot(app.config.id);
+    if (this.metrics !== null && options.metricsDriver === 'pushgateway') this.pushgateway = new PushgatewayDriver(this.metrics, options, this.log);
     this.fanOut = new FanOut(this.app, this.metrics);
     this.users = new Users(this.fanOut);
     const channels = new Channels(options, this.fanOut);
@@ -83,6 +86,7 @@ export class Server {
     }
     this.activity = new ActivityMonitor(this.apps, this.options, this.fanOut);
     this.memory = new MemoryWatch(this.options.acceptTrafficMemoryThreshold);
+    this.pushgateway?.start();
     this.log.info(`pws-server listening on ${this.options.sslCert ? 'https/wss' : 'http/ws'}://${this.options.host}:${this.port}` + (this.metrics ? `, metrics on :${this.metricsPort || this.port}/metrics` : ''));
   }
 
@@ -116,6 +120,8 @@ export class Server {
     this.listenSockets = [];
     this.app.close();
     this.metricsApp?.close();
+    // After the sockets closed: the last push shows the final counts and zero connections.
+    await this.pushgateway?.stop();
     this.metrics?.stop();
     this.log.info('pws-server stopped');
   }
