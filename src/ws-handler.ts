@@ -40,8 +40,10 @@ export function wsBehavior(ctx: WsContext): WebSocketBehavior<SocketData> {
     maxPayloadLength: maxMessageBytes * 2,
     // Silence is handled by the ActivityMonitor's Pusher-level pings, not by uWS's idle timer.
     idleTimeout: 0,
+    // A socket more than 1 MB behind is closed rather than silently skipped by uWS publishes:
+    // skipped frames would otherwise be counted as sent for as long as the client lags.
     maxBackpressure: 1024 * 1024,
-    closeOnBackpressureLimit: 0,
+    closeOnBackpressureLimit: 1,
 
     upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t) {
       const key = req.getParameter(0);
