@@ -53,7 +53,7 @@ export interface Options {
 export const METRICS_DRIVERS = ['prometheus', 'pushgateway'] as const;
 export type MetricsDriver = (typeof METRICS_DRIVERS)[number];
 
-type Kind = 'int' | 'bool' | 'string' | 'url' | 'driver';
+type Kind = 'int' | 'percent' | 'bool' | 'string' | 'url' | 'driver';
 
 interface Spec {
   env: string;
@@ -61,6 +61,7 @@ interface Spec {
   kind: Kind;
   default: string;
   min?: number;
+  max?: number;
   help: string;
 }
 
@@ -69,7 +70,7 @@ interface Spec {
  * Option names are the unprefixed ones pWS users already have in their environments.
  */
 export const OPTION_SPECS: readonly Spec[] = [
-  { env: 'PORT', key: 'port', kind: 'int', default: '6001', min: 0, help: 'Port for WebSocket connections and the HTTP API.' },
+  { env: 'PORT', key: 'port', kind: 'int', default: '6001', min: 0, max: 65535, help: 'Port for WebSocket connections and the HTTP API.' },
   { env: 'HOST', key: 'host', kind: 'string', default: '0.0.0.0', help: 'Address to listen on.' },
   { env: 'DEBUG', key: 'debug', kind: 'bool', default: 'false', help: 'Log connections, subscriptions and API calls.' },
   { env: 'DEFAULT_APP_ID', key: 'app.id', kind: 'string', default: 'app-id', help: 'ID of the default app (used when the config file has no apps).' },
@@ -91,7 +92,7 @@ export const OPTION_SPECS: readonly Spec[] = [
   { env: 'CHANNEL_LIMITS_MAX_NAME_LENGTH', key: 'channelMaxNameLength', kind: 'int', default: '200', min: 1, help: 'Longest channel name accepted.' },
   { env: 'HTTP_MAX_REQUEST_SIZE', key: 'httpMaxRequestSizeInKb', kind: 'int', default: '100', min: 1, help: 'Largest REST API request body, in KB (413 above it).' },
   { env: 'WS_MAX_MESSAGE_SIZE', key: 'wsMaxMessageSizeInKb', kind: 'int', default: '100', min: 1, help: 'Largest WebSocket message accepted from a client, in KB (the socket is closed with 1009 above it).' },
-  { env: 'HTTP_ACCEPT_TRAFFIC_MEMORY_THRESHOLD', key: 'acceptTrafficMemoryThreshold', kind: 'int', default: '85', min: 1, help: 'Percent of system memory used by this process above which /accept-traffic answers 503.' },
+  { env: 'HTTP_ACCEPT_TRAFFIC_MEMORY_THRESHOLD', key: 'acceptTrafficMemoryThreshold', kind: 'percent', default: '85', help: 'Percent of system memory (decimals allowed, e.g. 0.5) used by this process above which /accept-traffic answers 503 and new connections are refused with 4100.' },
   { env: 'SHUTDOWN_GRACE_PERIOD', key: 'shutdownGracePeriodMs', kind: 'int', default: '3000', min: 0, help: 'Milliseconds to close sockets on SIGTERM/SIGINT before exiting.' },
   { env: 'SSL_CERT', key: 'sslCert', kind: 'string', default: '', help: 'Path of a PEM certificate: serve wss:// and https://.' },
   { env: 'SSL_KEY', key: 'sslKey', kind: 'string', default: '', help: 'Path of the PEM private key.' },
@@ -99,7 +100,7 @@ export const OPTION_SPECS: readonly Spec[] = [
   { env: 'METRICS_ENABLED', key: 'metricsEnabled', kind: 'bool', default: 'false', help: 'Count traffic and serve GET /metrics.' },
   { env: 'METRICS_DRIVER', key: 'metricsDriver', kind: 'driver', default: 'prometheus', help: `How metrics leave the node: ${METRICS_DRIVERS.join(' or ')}.` },
   { env: 'METRICS_PROMETHEUS_PREFIX', key: 'metricsPrefix', kind: 'string', default: 'pws_', help: 'Prefix of every metric name.' },
-  { env: 'METRICS_SERVER_PORT', key: 'metricsServerPort', kind: 'int', default: '0', min: 0, help: 'Serve /metrics on this port instead of PORT; 0 keeps it on PORT.' },
+  { env: 'METRICS_SERVER_PORT', key: 'metricsServerPort', kind: 'int', default: '0', min: 0, max: 65535, help: 'Serve /metrics on this port instead of PORT; 0 keeps it on PORT.' },
   { env: 'METRICS_PUSHGATEWAY_URL', key: 'pushgatewayUrl', kind: 'url', default: 'http://127.0.0.1:9091', help: 'Pushgateway base URL (driver pushgateway).' },
   { env: 'METRICS_PUSHGATEWAY_INTERVAL', key: 'pushgatewayIntervalMs', kind: 'int', default: '15000', min: 100, help: 'Milliseconds between pushes.' },
   { env: 'METRICS_PUSHGATEWAY_JOB', key: 'pushgatewayJob', kind: 'string', default: 'pws', help: 'Pushgateway job label.' },
@@ -116,6 +117,9 @@ const APP_FIELDS: Record<keyof AppConfig, Kind> = {
   enabled: 'bool',
   userAuthentication: 'bool',
 };
+
+// An empty secret lets anyone sign requests; an empty id or key can never be addressed.
+const CREDENTIALS = ['id', 'key', 'secret'];
 
 /** Where a value came from, for error messages that name the option. */
 type Source = Record<string, unknown>;
@@ -140,9 +144,14 @@ export function loadOptions(env: NodeJS.ProcessEnv = process.env, configPath?: s
       origin = spec.env;
     }
     if (spec.key === 'pushgatewayInstance' && raw === spec.default) continue;
-    const value = parseValue(raw, spec.kind, origin, spec.min);
-    if (spec.key.startsWith('app.')) defaultApp[spec.key.slice(4)] = value;
-    else out[spec.key] = value;
+    const value = parseValue(raw, spec.kind, origin, spec.min, spec.max);
+    if (spec.key.startsWith('app.')) {
+      const field = spec.key.slice(4);
+      if (value === '' && CREDENTIALS.includes(field)) throw new OptionsError(`${origin}: must not be empty`);
+      defaultApp[field] = value;
+    } else {
+      out[spec.key] = value;
+    }
   }
   if (out.pushgatewayInstance === undefined) out.pushgatewayInstance = `${hostname()}:${out.port}`;
   const fileApps = file.apps;
@@ -189,10 +198,11 @@ function parseApps(value: unknown, path: string, defaults: Record<string, unknow
     for (const [field, kind] of Object.entries(APP_FIELDS)) {
       const raw = (entry as Record<string, unknown>)[field];
       if (raw === undefined) {
-        if (field === 'id' || field === 'key' || field === 'secret') throw new OptionsError(`${where}: "${field}" is required`);
+        if (CREDENTIALS.includes(field)) throw new OptionsError(`${where}: "${field}" is required`);
         app[field] = defaults[field];
       } else {
         app[field] = parseValue(raw, kind, `${where} field "${field}"`, field === 'maxConnections' ? -1 : undefined);
+        if (app[field] === '' && CREDENTIALS.includes(field)) throw new OptionsError(`${where}: "${field}" must not be empty`);
       }
     }
     if (ids.has(app.id as string)) throw new OptionsError(`${where}: duplicate app id "${app.id}"`);
@@ -203,7 +213,7 @@ function parseApps(value: unknown, path: string, defaults: Record<string, unknow
   });
 }
 
-function parseValue(raw: unknown, kind: Kind, origin: string, min?: number): unknown {
+function parseValue(raw: unknown, kind: Kind, origin: string, min?: number, max?: number): unknown {
   const text = typeof raw === 'string' ? raw.trim() : raw;
   switch (kind) {
     case 'bool':
@@ -214,6 +224,14 @@ function parseValue(raw: unknown, kind: Kind, origin: string, min?: number): unk
       const n = typeof text === 'number' ? text : typeof text === 'string' && /^-?\d+$/.test(text) ? Number(text) : NaN;
       if (!Number.isSafeInteger(n)) throw new OptionsError(`${origin}: expected a whole number, got ${JSON.stringify(raw)}`);
       if (min !== undefined && n < min) throw new OptionsError(`${origin}: must be at least ${min}, got ${n}`);
+      // uWS takes a port modulo 65536, so 70000 would silently listen on 4464.
+      if (max !== undefined && n > max) throw new OptionsError(`${origin}: must be at most ${max}, got ${n}`);
+      return n;
+    }
+    case 'percent': {
+      // Decimals matter: on a large host one process rarely holds even 1% of memory.
+      const n = typeof text === 'number' ? text : typeof text === 'string' && /^\d+(\.\d+)?$/.test(text) ? Number(text) : NaN;
+      if (!(n > 0 && n <= 100)) throw new OptionsError(`${origin}: expected a percentage above 0 and at most 100, got ${JSON.stringify(raw)}`);
       return n;
     }
     case 'string':
