@@ -51,4 +51,10 @@ export function registerHealth(uws: TemplatedApp, state: { closing(): boolean; m
       memory: { ...usage, systemTotal: total, percent: (usage.rss / total) * 100 },
     });
   });
+  // Like the REST API: a known path asked with the wrong method is a 405, not the catch-all 404.
+  for (const path of ['/', '/ready', '/accept-traffic', '/usage']) {
+    uws.any(path, (res) => {
+      writeJson(res, 405, { error: 'Method not allowed: use GET' });
+    });
+  }
 }
