@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { OptionsError } from './errors';
 
@@ -154,9 +154,23 @@ export function loadOptions(env: NodeJS.ProcessEnv = process.env, configPath?: s
     }
   }
   if (out.pushgatewayInstance === undefined) out.pushgatewayInstance = `${hostname()}:${out.port}`;
+  checkTlsFiles(out.sslCert as string, out.sslKey as string);
   const fileApps = file.apps;
   out.apps = fileApps === undefined ? [defaultApp as unknown as AppConfig] : parseApps(fileApps, configPath!, defaultApp);
   return out as unknown as Options;
+}
+
+// uWS reports a missing or unreadable certificate only as "App construction failed"; name the option instead.
+function checkTlsFiles(cert: string, key: string): void {
+  if (cert === '' && key === '') return;
+  if (cert === '' || key === '') throw new OptionsError(`${cert === '' ? 'SSL_CERT' : 'SSL_KEY'}: must be set too when ${cert === '' ? 'SSL_KEY' : 'SSL_CERT'} is set`);
+  for (const [name, path] of [['SSL_CERT', cert], ['SSL_KEY', key]]) {
+    try {
+      accessSync(path, constants.R_OK);
+    } catch (err) {
+      throw new OptionsError(`${name}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? err})`);
+    }
+  }
 }
 
 function readConfigFile(path: string): Source {
