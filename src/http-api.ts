@@ -56,8 +56,14 @@ export function registerHttpApi(uws: TemplatedApp, ctx: HttpContext): void {
   for (const [pattern, method, handler] of routes) {
     const paramCount = pattern.split(':').length - 1;
     uws[method](pattern, (res, req) => serve(ctx, res, req, method, paramCount, handler));
-    uws.any(pattern, (res) => {
-      writeJson(res, 405, { error: `Method not allowed: use ${method.toUpperCase()}` });
+    uws.any(pattern, (res, req) => {
+      // Still a call to that app: counted like any other answer, though its body is never read.
+      const app = ctx.apps.findById(decodeOrRaw(req.getParameter(0) ?? ''));
+      const sent = writeJson(res, 405, { error: `Method not allowed: use ${method.toUpperCase()}` });
+      if (app !== undefined && ctx.metrics !== null) {
+        ctx.metrics.httpCallsReceived.add(app.metricsSlot, 1);
+        ctx.metrics.httpTransmittedBytes.add(app.metricsSlot, sent);
+      }
     });
   }
 }
@@ -116,6 +122,14 @@ function decodeParam(value: string): string {
     return decodeURIComponent(value);
   } catch {
     throw new HttpError(400, `Malformed URL parameter ${JSON.stringify(value)}`);
+  }
+}
+
+function decodeOrRaw(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
   }
 }
 
