@@ -1,11 +1,11 @@
 // The command line (src/cli.ts, bin/pws-server.js), run as a child process the way users run it:
 // help, one-line errors for bad options, start-up with the default app, and graceful shutdown on
 // SIGTERM and SIGINT. Needs dist/ built (npx tsc -p .).
-import { test, describe } from 'node:test';
+import { after, test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -140,6 +140,7 @@ describe('help', () => {
 
 describe('a bad option prints one line naming it and exits 1', () => {
   const dir = mkdtempSync(join(tmpdir(), 'pws-cli-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
   const missing = join(dir, 'missing.json');
   const broken = join(dir, 'broken.json');
   writeFileSync(broken, '{"PORT": ');

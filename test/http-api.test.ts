@@ -3,7 +3,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type PusherJs from 'pusher-js';
@@ -459,6 +459,7 @@ describe('apps from a config file', () => {
       assert.equal((await api(s, 'GET', '/apps/app-id/channels')).status, 404);
     } finally {
       await s.stop();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

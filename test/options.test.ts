@@ -1,9 +1,9 @@
 // Configuration (src/options.ts): every variable of OPTION_SPECS parses and refuses bad values by
 // name, the JSON config file and its apps, the precedence defaults < file < environment, and
 // docs/configuration.md kept in step with OPTION_SPECS.
-import { test, describe } from 'node:test';
+import { after, test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OptionsError } from '../src/errors';
@@ -31,6 +31,7 @@ function refuses(env: Record<string, string>, message: string, configPath?: stri
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'pws-options-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 let files = 0;
 
 /** Writes `content` (JSON-encoded unless a string) to a fresh file and returns its path. */
