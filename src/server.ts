@@ -106,14 +106,15 @@ export class Server {
 
   private async shutdown(): Promise<void> {
     this.closing = true;
-    const deadline = Date.now() + this.options.shutdownGracePeriodMs;
     for (const app of this.apps.all()) {
       for (const ws of [...app.sockets.values()]) {
         this.fanOut.send(ws, errorFrame(ErrorCode.reconnect, SHUTDOWN_MESSAGE));
         if (!ws.getUserData().closed) ws.end(ErrorCode.reconnect, SHUTDOWN_MESSAGE);
       }
     }
-    while (this.openSockets() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    // uWS closes ended sockets at once; the grace period is the drain window in which load
+    // balancers see /ready answer 503 and late clients are told to reconnect elsewhere (4200).
+    await new Promise((r) => setTimeout(r, this.options.shutdownGracePeriodMs));
     this.activity?.stop();
     this.memory?.stop();
     for (const socket of this.listenSockets) uws.us_listen_socket_close(socket);
@@ -124,12 +125,6 @@ export class Server {
     await this.pushgateway?.stop();
     this.metrics?.stop();
     this.log.info('pws-server stopped');
-  }
-
-  private openSockets(): number {
-    let n = 0;
-    for (const app of this.apps.all()) n += app.sockets.size;
-    return n;
   }
 
   private admissionRefusal(): PusherError | null {

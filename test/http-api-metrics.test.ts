@@ -175,7 +175,6 @@ test('a body over HTTP_MAX_REQUEST_SIZE is refused by its Content-Length unread:
 
 test(
   'a call with the wrong method to a known app (405) counts like any other call',
-  { todo: 'src/http-api.ts answers 405 from uws.any() without looking up the app, so it counts nothing' },
   async (t) => {
     const port = await freePort();
     const s = await startServer({ METRICS_ENABLED: '1', PORT: String(port) });

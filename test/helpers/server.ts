@@ -38,7 +38,8 @@ export interface ClientOptions {
 
 /** Starts a server on a free loopback port; `env` holds option overrides by their variable names. */
 export async function startServer(env: Record<string, string> = {}, configPath?: string): Promise<TestServer> {
-  const options = loadOptions({ HOST: '127.0.0.1', PORT: '0', ...env }, configPath);
+  // No drain window by default, so every test's stop() is immediate; shutdown tests set their own.
+  const options = loadOptions({ HOST: '127.0.0.1', PORT: '0', SHUTDOWN_GRACE_PERIOD: '0', ...env }, configPath);
   const server = new Server(options, new Log(options.debug, true));
   await server.start();
   const port = server.port;
