@@ -7,8 +7,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import Pusher from 'pusher';
-import type PusherJs from 'pusher-js';
-import { APP, connected, eventually, nextEvent, startServer, subscribed, type RawSocket, type TestServer } from './helpers/server';
+import { APP, connected, drained, eventually, nextEvent, type RawSocket, startServer, subscribed, type TestServer } from './helpers/server';
 
 function sign(text: string): string {
   return createHmac('sha256', APP.secret).update(text).digest('hex');
@@ -36,18 +35,6 @@ async function framesOn(r: RawSocket, channel: string): Promise<any[]> {
   return r.frames.filter((f) => f.channel === channel);
 }
 
-/** Waits until a pusher-js client has seen everything sent to it before now (a ping round trip). */
-function drained(client: PusherJs): Promise<void> {
-  return new Promise((resolve) => {
-    const onMessage = (m: { event: string }) => {
-      if (m.event !== 'pusher:pong') return;
-      client.connection.unbind('message', onMessage);
-      resolve();
-    };
-    client.connection.bind('message', onMessage);
-    client.connection.send_event('pusher:ping', {});
-  });
-}
 
 /** Triggers an API event and waits until `witness` has it, so any other subscriber has been sent it too. */
 async function triggerSeenBy(s: TestServer, witness: RawSocket, channel: string, event: string, data: unknown): Promise<void> {

@@ -5,22 +5,10 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import type PusherJs from 'pusher-js';
-import { APP, connected, eventually, startServer, subscribed, type RawSocket, type TestServer } from './helpers/server';
+import { APP, connected, drained, eventually, type RawSocket, startServer, subscribed, type TestServer } from './helpers/server';
 
 const ENABLED = { DEFAULT_APP_ENABLE_CLIENT_MESSAGES: '1' };
 
-/** Waits until a pusher-js client has seen everything sent to it before now (a ping round trip). */
-function drained(client: PusherJs): Promise<void> {
-  return new Promise((resolve) => {
-    const onMessage = (m: { event: string }) => {
-      if (m.event !== 'pusher:pong') return;
-      client.connection.unbind('message', onMessage);
-      resolve();
-    };
-    client.connection.bind('message', onMessage);
-    client.connection.send_event('pusher:ping', {});
-  });
-}
 
 /** A pusher-js client subscribed to `channel`, recording every `event` it receives there with its metadata. */
 async function listener(s: TestServer, channel: string, event: string, presence?: { user_id: string }): Promise<{ client: PusherJs; got: [unknown, unknown][] }> {

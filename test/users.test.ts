@@ -5,20 +5,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import type PusherJs from 'pusher-js';
-import { APP, connected, eventually, startServer, type RawSocket, type TestServer } from './helpers/server';
+import { APP, connected, drained, eventually, type RawSocket, startServer, type TestServer } from './helpers/server';
 
-/** Waits until a pusher-js client has seen everything sent to it before now (a ping round trip). */
-function drained(client: PusherJs): Promise<void> {
-  return new Promise((resolve) => {
-    const onMessage = (m: { event: string }) => {
-      if (m.event !== 'pusher:pong') return;
-      client.connection.unbind('message', onMessage);
-      resolve();
-    };
-    client.connection.bind('message', onMessage);
-    client.connection.send_event('pusher:ping', {});
-  });
-}
 
 /** A connected pusher-js client signed in as `user`, with every frame and connection error it got. */
 async function signedIn(s: TestServer, user: { id: string; [k: string]: unknown }): Promise<{ client: PusherJs; frames: any[]; errors: any[] }> {

@@ -130,6 +130,19 @@ export function nextEvent(client: PusherJs, channel: string, event: string): Pro
   });
 }
 
+/** Waits until a pusher-js client has seen everything sent to it before now (a ping round trip). */
+export function drained(client: PusherJs): Promise<void> {
+  return new Promise((resolve) => {
+    const onMessage = (m: { event: string }) => {
+      if (m.event !== 'pusher:pong') return;
+      client.connection.unbind('message', onMessage);
+      resolve();
+    };
+    client.connection.bind('message', onMessage);
+    client.connection.send_event('pusher:ping', {});
+  });
+}
+
 /** A raw WebSocket client that records every frame, for exact protocol assertions. */
 export class RawSocket {
   readonly frames: any[] = [];
