@@ -1,0 +1,233 @@
+// Fan-out: N sockets on one channel, M events through the REST API (batches of 10, then one per
+// request), every delivery counted by the clients. Three servers take turns round by round —
+// pws-server with metrics on, with metrics off, and the bare-uWS reference — so that drift in the
+// machine's load falls on all three alike. Figures are each server's own CPU (utime + stime
+// from /proc/<pid>/stat) over the event phase only, per million deliveries.
+import { Agent } from 'node:http';
+import { join } from 'node:path';
+import Pusher from 'pusher';
+import {
+  CLK_TCK,
+  cpuTicks,
+  pwsServerSpec,
+  referenceServerSpec,
+  startClient,
+  startServer,
+  type ClientProcess,
+  type ServerProcess,
+  type ServerSpec,
+} from './proc';
+import type { BenchOptions, Budget, PartResult } from './run';
+
+const APP = { id: 'bench', key: 'bench-key', secret: 'bench-secret' };
+const CHANNEL = 'bench';
+// Every benchmark event name starts with "bench": the client counts frames by that first letter.
+const EVENT = 'bench-event';
+// A typical small app payload: 100 bytes of JSON, delivered as a 156-byte frame.
+const DATA = JSON.stringify({ kind: 'price', symbol: 'ACME', price: 123.45, note: 'x'.repeat(46) });
+const BATCH = 10;
+
+/** One server under test, its clients, and how events reach it. */
+interface Contender {
+  key: 'on' | 'off' | 'reference';
+  server: ServerProcess;
+  client: ClientProcess;
+  /** Sends `events` events in requests of `batch`, one request at a time. */
+  send(events: number, batch: number): Promise<void>;
+}
+
+/** One measured round: M events to N sockets on one server. */
+interface Round {
+  ticks: number;
+  ms: number;
+  deliveries: number;
+}
+
+/** A server's figures for one pass. */
+export interface FanOutFigures {
+  server: string;
+  rounds: number;
+  deliveries: number;
+  cpuSeconds: number;
+  /** Server CPU seconds per million deliveries. */
+  cpuPerMillion: number;
+  /** Lowest and highest of the per-round figures, to show the spread. */
+  cpuPerMillionRange: [number, number];
+  deliveriesPerSecond: number;
+  /** cpuPerMillion over the reference's. */
+  ratioToReference: number;
+}
+
+/** Everything the part measured, as saved to JSON. */
+export interface FanOutResult {
+  sockets: number;
+  events: number;
+  payloadBytes: number;
+  frameBytes: number;
+  passes: Array<{ pass: 'batched' | 'single'; batch: number; servers: FanOutFigures[]; metricsOnVsOff: number }>;
+}
+
+const PWS_ENV = {
+  DEFAULT_APP_ID: APP.id,
+  DEFAULT_APP_KEY: APP.key,
+  DEFAULT_APP_SECRET: APP.secret,
+  // No Pusher-level pings in the middle of a measurement; the client would answer them anyway.
+  ACTIVITY_TIMEOUT: '3600',
+  SHUTDOWN_GRACE_PERIOD: '200',
+};
+
+/** The server specs of this part, also used by the connections part. */
+export function contenderSpecs(options: BenchOptions, fds: number, part: string): Record<Contender['key'], ServerSpec> {
+  const nodeFlags = options.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', join(options.profileDir, part)] : [];
+  return {
+    on: { ...pwsServerSpec('pws-server, metrics on', { ...PWS_ENV, METRICS_ENABLED: 'true' }, undefined, options.pwsBin), fds, nodeFlags },
+    off: { ...pwsServerSpec('pws-server, metrics off', { ...PWS_ENV, METRICS_ENABLED: 'false' }, undefined, options.pwsBin), fds, nodeFlags },
+    reference: { ...referenceServerSpec(), fds, nodeFlags },
+  };
+}
+
+function pwsSender(port: number): Contender['send'] {
+  // One kept-alive connection, as a backend service would hold.
+  const pusher = new Pusher({ ...APP, appId: APP.id, host: '127.0.0.1', port: String(port), useTLS: false, agent: new Agent({ keepAlive: true, maxSockets: 1 }) });
+  return async (events, batch) => {
+    for (let sent = 0; sent < events; sent += batch) {
+      const n = Math.min(batch, events - sent);
+      const response =
+        n === 1
+          ? await pusher.trigger(CHANNEL, EVENT, DATA)
+          : await pusher.triggerBatch(Array.from({ length: n }, () => ({ channel: CHANNEL, name: EVENT, data: DATA })));
+      if (response.status !== 200) throw new Error(`pws-server answered ${response.status} to an event`);
+      await response.arrayBuffer();
+    }
+  };
+}
+
+// The same bodies the SDK sends, unsigned.
+function referenceSender(port: number): Contender['send'] {
+  const base = `http://127.0.0.1:${port}/apps/${APP.id}`;
+  const single = JSON.stringify({ name: EVENT, data: DATA, channels: [CHANNEL] });
+  return async (events, batch) => {
+    for (let sent = 0; sent < events; sent += batch) {
+      const n = Math.min(batch, events - sent);
+      const [path, body] = n === 1 ? ['/events', single] : ['/batch_events', JSON.stringify({ batch: Array.from({ length: n }, () => ({ channel: CHANNEL, name: EVENT, data: DATA })) })];
+      const response = await fetch(base + path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body });
+      if (response.status !== 200) throw new Error(`reference server answered ${response.status} to an event`);
+      await response.arrayBuffer();
+    }
+  };
+}
+
+async function round(c: Contender, sockets: number, events: number, batch: number, timeoutMs: number): Promise<Round> {
+  const deliveries = sockets * events;
+  c.client.expect(deliveries);
+  const start = performance.now();
+  const before = cpuTicks(c.server.pid);
+  await c.send(events, batch);
+  try {
+    await c.client.delivered(timeoutMs);
+  } catch (err) {
+    throw new Error(`${c.server.name}, ${events} events in requests of ${batch}: ${(err as Error).message}`);
+  }
+  const ticks = cpuTicks(c.server.pid) - before;
+  const ms = performance.now() - start;
+  await c.client.verify();
+  return { ticks, ms, deliveries };
+}
+
+function figures(c: Contender, rounds: Round[]): Omit<FanOutFigures, 'ratioToReference'> {
+  const ticks = rounds.reduce((s, r) => s + r.ticks, 0);
+  const deliveries = rounds.reduce((s, r) => s + r.deliveries, 0);
+  const ms = rounds.reduce((s, r) => s + r.ms, 0);
+  const perRound = rounds.map((r) => r.ticks / CLK_TCK / (r.deliveries / 1e6));
+  return {
+    server: c.server.name,
+    rounds: rounds.length,
+    deliveries,
+    cpuSeconds: ticks / CLK_TCK,
+    cpuPerMillion: ticks / CLK_TCK / (deliveries / 1e6),
+    cpuPerMillionRange: [Math.min(...perRound), Math.max(...perRound)],
+    deliveriesPerSecond: deliveries / (ms / 1000),
+  };
+}
+
+/** Runs both passes on all three servers and returns the table and budgets. */
+export async function run(options: BenchOptions): Promise<PartResult<FanOutResult>> {
+  const { sockets, events } = options;
+  const fds = sockets + 1024;
+  const specs = contenderSpecs(options, fds, 'fanout');
+  const contenders: Contender[] = [];
+  try {
+    for (const key of ['on', 'off', 'reference'] as const) {
+      const server = await startServer(specs[key]);
+      const client = startClient(fds);
+      contenders.push({ key, server, client, send: key === 'reference' ? referenceSender(server.port) : pwsSender(server.port) });
+      const ms = await client.open(`ws://127.0.0.1:${server.port}/app/${APP.key}?protocol=7&client=bench&version=1`, sockets, CHANNEL);
+      options.log(`fanout: ${sockets} sockets subscribed on ${server.name} in ${(ms / 1000).toFixed(1)} s`);
+    }
+
+    const result: FanOutResult = { sockets, events, payloadBytes: DATA.length, frameBytes: JSON.stringify({ event: EVENT, channel: CHANNEL, data: DATA }).length, passes: [] };
+    for (const [pass, batch] of [['batched', BATCH], ['single', 1]] as const) {
+      // A warm-up round each (JIT, buffers), which also sizes the measurement: enough rounds that
+      // the cheapest server spends options.minCpu seconds, so 10 ms ticks stay below 0.5 %.
+      let cheapest = Infinity;
+      for (const c of contenders) {
+        const warm = await round(c, sockets, events, batch, options.timeoutMs);
+        cheapest = Math.min(cheapest, Math.max(1, warm.ticks) / CLK_TCK);
+      }
+      const rounds = Math.max(options.minRounds, Math.min(options.maxRounds, Math.ceil(options.minCpu / cheapest)));
+      options.log(`fanout ${pass}: ${rounds} rounds of ${events} events x ${sockets} sockets per server`);
+      const measured = new Map<Contender['key'], Round[]>(contenders.map((c) => [c.key, []]));
+      for (let r = 0; r < rounds; r++) {
+        // Rotate who goes first, so no server always runs right after the same one.
+        for (let i = 0; i < contenders.length; i++) {
+          const c = contenders[(r + i) % contenders.length];
+          measured.get(c.key)!.push(await round(c, sockets, events, batch, options.timeoutMs));
+        }
+      }
+      const by = (key: Contender['key']) => figures(contenders.find((c) => c.key === key)!, measured.get(key)!);
+      const ref = by('reference');
+      const servers = (['on', 'off', 'reference'] as const).map((key) => {
+        const f = by(key);
+        return { ...f, ratioToReference: f.cpuPerMillion / ref.cpuPerMillion };
+      });
+      result.passes.push({ pass, batch, servers, metricsOnVsOff: servers[0].cpuPerMillion / servers[1].cpuPerMillion });
+    }
+    return report(result);
+  } finally {
+    for (const c of contenders) await c.client.stop();
+    for (const c of contenders) await c.server.stop();
+  }
+}
+
+function report(result: FanOutResult): PartResult<FanOutResult> {
+  const table: string[][] = [['pass', 'server', 'CPU s / 1M deliveries', 'per-round range', 'deliveries/s', 'vs reference']];
+  for (const p of result.passes) {
+    for (const s of p.servers) {
+      table.push([
+        `${p.pass} (${p.batch}/request)`,
+        s.server,
+        s.cpuPerMillion.toFixed(3),
+        `${s.cpuPerMillionRange[0].toFixed(3)}–${s.cpuPerMillionRange[1].toFixed(3)}`,
+        Math.round(s.deliveriesPerSecond).toLocaleString('en-US'),
+        `${s.ratioToReference.toFixed(3)}x`,
+      ]);
+    }
+  }
+  const batched = result.passes.find((p) => p.pass === 'batched')!;
+  const budgets: Budget[] = [
+    {
+      what: 'fan-out CPU, batched, metrics on vs bare uWS',
+      value: batched.servers[0].ratioToReference,
+      limit: 1.25,
+      unit: 'x',
+      pass: batched.servers[0].ratioToReference <= 1.25,
+    },
+    { what: 'fan-out CPU, batched, metrics on vs off', value: batched.metricsOnVsOff, limit: 1.03, unit: 'x', pass: batched.metricsOnVsOff <= 1.03 },
+  ];
+  const single = result.passes.find((p) => p.pass === 'single');
+  const notes = [
+    `${result.sockets} sockets on one channel, ${result.events} events per round, ${result.frameBytes}-byte frames; server CPU over the event phase only`,
+  ];
+  if (single !== undefined) notes.push(`single-event pass, metrics on vs off: ${single.metricsOnVsOff.toFixed(3)}x (no budget)`);
+  return { part: 'fanout', title: 'Fan-out through the REST API', table, budgets, notes, figures: result };
+}
