@@ -23,7 +23,7 @@ const APP = { id: 'bench', key: 'bench-key', secret: 'bench-secret' };
 const CHANNEL = 'bench';
 // Every benchmark event name starts with "bench": the client counts frames by that first letter.
 const EVENT = 'bench-event';
-// A typical small app payload: 100 bytes of JSON, delivered as a 156-byte frame.
+// A typical small app payload: about 100 bytes of JSON, delivered as a 168-byte frame.
 const DATA = JSON.stringify({ kind: 'price', symbol: 'ACME', price: 123.45, note: 'x'.repeat(46) });
 const BATCH = 10;
 
