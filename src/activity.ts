@@ -1,4 +1,5 @@
 import type { Apps } from './apps';
+import { clock, clockUnits } from './clock';
 import { ErrorCode } from './errors';
 import type { FanOut } from './fan-out';
 import type { Options } from './options';
@@ -18,31 +19,32 @@ export class ActivityMonitor {
     private readonly fanOut: FanOut,
   ) {
     const tickMs = Math.max(10, Math.min(1000, options.pongTimeoutMs / 2, (options.activityTimeout * 1000) / 4, options.userAuthenticationTimeoutMs / 2));
-    this.timer = setInterval(() => this.sweep(Date.now()), tickMs);
+    this.timer = setInterval(() => this.sweep(clock()), tickMs);
     this.timer.unref();
   }
 
   private sweep(now: number): void {
-    const silentSince = now - this.options.activityTimeout * 1000;
-    const pongDeadline = now - this.options.pongTimeoutMs;
-    const signinDeadline = now - this.options.userAuthenticationTimeoutMs;
+    const silentSince = now - clockUnits(this.options.activityTimeout * 1000);
+    const pongDeadline = now - clockUnits(this.options.pongTimeoutMs);
+    const signinDeadline = now - clockUnits(this.options.userAuthenticationTimeoutMs);
     for (const app of this.apps.all()) {
-      const requireSignin = app.config.userAuthentication;
       for (const ws of app.sockets.values()) {
         const socket = ws.getUserData();
-        if (socket.pingedAt !== 0) {
-          if (socket.pingedAt < pongDeadline) {
+        if (socket.activity < 0) {
+          if (-socket.activity < pongDeadline) {
             this.fanOut.send(ws, errorFrame(ErrorCode.pongTimeout, 'Pong reply not received in time'));
             ws.end(ErrorCode.pongTimeout, 'Pong reply not received in time');
           }
-        } else if (socket.lastActivity < silentSince) {
-          socket.pingedAt = now;
+        } else if (socket.activity < silentSince) {
+          socket.activity = -now;
           this.fanOut.send(ws, PING_FRAME);
         }
-        if (requireSignin && socket.userId === null && !socket.closed && socket.openedAt < signinDeadline) {
-          this.fanOut.send(ws, errorFrame(ErrorCode.unauthorized, 'Connection not signed in within the user authentication timeout'));
-          ws.end(ErrorCode.unauthorized, 'Connection not signed in in time');
-        }
+      }
+      if (app.awaitingSignin === null) continue;
+      for (const [ws, openedAt] of app.awaitingSignin) {
+        if (openedAt >= signinDeadline) continue;
+        this.fanOut.send(ws, errorFrame(ErrorCode.unauthorized, 'Connection not signed in within the user authentication timeout'));
+        ws.end(ErrorCode.unauthorized, 'Connection not signed in in time');
       }
     }
   }

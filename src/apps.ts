@@ -24,12 +24,15 @@ export class AppState {
   readonly channels = new Map<string, Channel>();
   /** Signed-in user id → that user's sockets. */
   readonly users = new Map<string, Set<Socket>>();
+  /** Apps requiring sign-in only: sockets not signed in yet → `clock()` when they opened. */
+  readonly awaitingSignin: Map<Socket, number> | null;
 
   constructor(
     readonly config: AppConfig,
     index: number,
   ) {
     this.topicPrefix = `${index}|`;
+    this.awaitingSignin = config.userAuthentication ? new Map() : null;
   }
 
   topic(channel: string): string {

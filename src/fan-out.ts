@@ -19,7 +19,7 @@ export class FanOut {
   /** Writes one frame to one socket. */
   send(ws: Socket, frame: string): void {
     const data = ws.getUserData();
-    if (data.closed) return;
+    if (data.ended !== null) return;
     if (ws.send(frame) !== DROPPED && this.metrics !== null) {
       this.metrics.socketTransmittedBytes.add(data.app.metricsSlot, Buffer.byteLength(frame));
       this.metrics.wsMessagesSent.add(data.app.metricsSlot, 1);
@@ -34,7 +34,7 @@ export class FanOut {
     const topic = app.topic(channel);
     let recipients = this.uws.numSubscribers(topic);
     if (recipients === 0) return 0;
-    if (except !== undefined && !except.getUserData().closed) {
+    if (except !== undefined && except.getUserData().ended === null) {
       if (except.isSubscribed(topic)) recipients--;
       if (recipients === 0) return 0;
       except.publish(topic, frame);

@@ -109,7 +109,7 @@ export class Server {
     for (const app of this.apps.all()) {
       for (const ws of [...app.sockets.values()]) {
         this.fanOut.send(ws, errorFrame(ErrorCode.reconnect, SHUTDOWN_MESSAGE));
-        if (!ws.getUserData().closed) ws.end(ErrorCode.reconnect, SHUTDOWN_MESSAGE);
+        if (ws.getUserData().ended === null) ws.end(ErrorCode.reconnect, SHUTDOWN_MESSAGE);
       }
     }
     // uWS closes ended sockets at once; the grace period is the drain window in which load

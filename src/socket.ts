@@ -1,10 +1,10 @@
 import type { WebSocket } from './uws';
 import type { AppState } from './apps';
-import type { PusherError } from './errors';
+import { PusherError } from './errors';
 
 /**
- * Per-socket state, kept small: idle memory per connection is a product figure.
- * Channel bookkeeping is allocated on first subscribe, not per connection.
+ * Per-socket state, kept to six fields: uWS copies them onto its socket object, and idle memory
+ * per connection is a product figure. Channel bookkeeping is allocated on first subscribe.
  */
 export interface SocketData {
   id: string;
@@ -13,17 +13,17 @@ export interface SocketData {
   channels: Map<string, string> | null;
   /** Signed-in user id, or null. */
   userId: string | null;
-  /** Milliseconds timestamp of the upgrade, for the sign-in deadline. */
-  openedAt: number;
-  /** Milliseconds timestamp of the last frame received. */
-  lastActivity: number;
-  /** When the server pinged this socket for silence, 0 if not waiting for a pong. */
-  pingedAt: number;
-  /** Set once close has started, so nothing is sent to or counted for a closing socket. */
-  closed: boolean;
-  /** Why the upgrade was refused (unknown app, over quota…): sent as pusher:error, then closed. */
-  refusal: PusherError | null;
+  /** `clock()` at the last frame received; negated once the server has pinged it and awaits a pong. */
+  activity: number;
+  /**
+   * Null while the socket is live; the refusal (unknown app, over quota…) for a socket refused at
+   * upgrade; SOCKET_CLOSED once closed, so nothing is sent to or counted for it afterwards.
+   */
+  ended: PusherError | null;
 }
+
+/** The `ended` mark of a socket whose close has run. */
+export const SOCKET_CLOSED = new PusherError(null, 'Socket closed');
 
 /** A connected client socket. */
 export type Socket = WebSocket<SocketData>;

@@ -36,6 +36,7 @@ export class Users {
     let sockets = app.users.get(id);
     if (sockets === undefined) app.users.set(id, (sockets = new Set()));
     sockets.add(ws);
+    app.awaitingSignin?.delete(ws);
     ws.subscribe(app.topic(userChannel(id)));
     this.fanOut.send(ws, signinSuccess(userData));
   }
@@ -49,7 +50,7 @@ export class Users {
       sockets.delete(ws);
       if (sockets.size === 0) socket.app.users.delete(socket.userId);
     }
-    if (!socket.closed) ws.unsubscribe(socket.app.topic(userChannel(socket.userId)));
+    if (socket.ended === null) ws.unsubscribe(socket.app.topic(userChannel(socket.userId)));
     socket.userId = null;
   }
 
@@ -60,7 +61,7 @@ export class Users {
     const all = [...sockets];
     for (const ws of all) {
       this.fanOut.send(ws, errorFrame(ErrorCode.unauthorized, 'You got disconnected by the app.'));
-      if (!ws.getUserData().closed) ws.end(ErrorCode.unauthorized, 'You got disconnected by the app.');
+      if (ws.getUserData().ended === null) ws.end(ErrorCode.unauthorized, 'You got disconnected by the app.');
     }
     return all.length;
   }

@@ -8,7 +8,8 @@ import type { Log } from './log';
 import type { PwsMetrics } from './metrics/pws-metrics';
 import type { Options } from './options';
 import { PONG_FRAME, connectionEstablished, decodeFrame, errorFrame, subscriptionErrorFrame } from './protocol';
-import type { Socket, SocketData } from './socket';
+import { SOCKET_CLOSED, type Socket, type SocketData } from './socket';
+import { clock } from './clock';
 import type { Users } from './users';
 import type { HttpRequest, HttpResponse, us_socket_context_t } from './uws';
 import type { WebSocketBehavior } from 'uWebSockets.js';
@@ -53,26 +54,25 @@ export function wsBehavior(ctx: WsContext): WebSocketBehavior<SocketData> {
         app: app ?? NO_APP,
         channels: null,
         userId: null,
-        openedAt: Date.now(),
-        lastActivity: Date.now(),
-        pingedAt: 0,
-        closed: false,
-        refusal: refusal(ctx, app, req.getQuery('protocol')),
+        activity: clock(),
+        ended: refusal(ctx, app, req.getQuery('protocol')),
       };
-      if (data.refusal === null) data.id = newSocketId(data.app);
+      if (data.ended === null) data.id = newSocketId(data.app);
       res.upgrade(data, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
     },
 
     open(ws: Socket) {
       const socket = ws.getUserData();
-      if (socket.refusal !== null) {
+      const refused = socket.ended;
+      if (refused !== null) {
         // Refused sockets get Pusher's close code so clients know whether to retry; they were never accepted, so never counted.
-        ws.send(errorFrame(socket.refusal.code, socket.refusal.message));
-        ws.end(socket.refusal.code ?? ErrorCode.reconnect, socket.refusal.message);
+        ws.send(errorFrame(refused.code, refused.message));
+        ws.end(refused.code ?? ErrorCode.reconnect, refused.message);
         return;
       }
       const app = socket.app;
       app.sockets.set(socket.id, ws);
+      app.awaitingSignin?.set(ws, socket.activity);
       if (metrics !== null) {
         metrics.connected.add(app.metricsSlot, 1);
         metrics.newConnections.add(app.metricsSlot, 1);
@@ -83,9 +83,8 @@ export function wsBehavior(ctx: WsContext): WebSocketBehavior<SocketData> {
 
     message(ws: Socket, message: ArrayBuffer, isBinary: boolean) {
       const socket = ws.getUserData();
-      if (socket.refusal !== null) return;
-      socket.lastActivity = Date.now();
-      socket.pingedAt = 0;
+      if (socket.ended !== null) return;
+      socket.activity = clock();
       if (metrics !== null) {
         metrics.socketReceivedBytes.add(socket.app.metricsSlot, message.byteLength);
         metrics.wsMessagesReceived.add(socket.app.metricsSlot, 1);
@@ -105,10 +104,12 @@ export function wsBehavior(ctx: WsContext): WebSocketBehavior<SocketData> {
 
     close(ws: Socket) {
       const socket = ws.getUserData();
-      socket.closed = true;
-      if (socket.refusal !== null) return;
+      const refused = socket.ended !== null;
+      socket.ended = SOCKET_CLOSED;
+      if (refused) return;
       const app = socket.app;
       app.sockets.delete(socket.id);
+      app.awaitingSignin?.delete(ws);
       ctx.channels.leaveAll(ws);
       ctx.users.forget(ws);
       if (metrics !== null) {
@@ -171,7 +172,7 @@ function reportError(ctx: WsContext, ws: Socket, err: unknown): void {
   }
   if (err instanceof PusherError) {
     ctx.fanOut.send(ws, errorFrame(err.code, err.message));
-    if (err.close && !ws.getUserData().closed) ws.end(err.code ?? ErrorCode.reconnect, err.message);
+    if (err.close && ws.getUserData().ended === null) ws.end(err.code ?? ErrorCode.reconnect, err.message);
     return;
   }
   ctx.log.error(`unexpected error handling a frame from ${ws.getUserData().id}: ${(err as Error)?.stack ?? err}`);
