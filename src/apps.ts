@@ -1,5 +1,6 @@
 import type { AppConfig } from './options';
 import type { Socket } from './socket';
+import { SocketTable } from './socket-table';
 
 /** A presence channel member: what the others see, and how many of this user's sockets are in. */
 export interface Member {
@@ -20,7 +21,7 @@ export class AppState {
   readonly topicPrefix: string;
   /** The app's series slot in every metrics family; -1 when metrics are off. */
   metricsSlot = -1;
-  readonly sockets = new Map<string, Socket>();
+  readonly sockets = new SocketTable();
   readonly channels = new Map<string, Channel>();
   /** Signed-in user id → that user's sockets. */
   readonly users = new Map<string, Set<Socket>>();

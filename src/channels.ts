@@ -5,6 +5,7 @@ import type { Options } from './options';
 import { memberAdded, memberRemoved, optionalString, requireString, subscriptionSucceeded } from './protocol';
 import { socketAuthValid } from './signatures';
 import type { Socket } from './socket';
+import { socketId } from './socket-table';
 import { userChannel } from './users';
 
 const USER_CHANNEL_PREFIX = userChannel('');
@@ -64,7 +65,8 @@ export class Channels {
     if (kind !== 'public') {
       if (auth === undefined) throw new SubscriptionError(name, 'AuthError', `Subscribing to ${name} requires an auth signature`, 401);
       if (kind === 'presence' && channelData === undefined) throw new SubscriptionError(name, 'AuthError', 'Presence channels require channel_data', 401);
-      const signed = kind === 'presence' ? `${socket.id}:${name}:${channelData}` : `${socket.id}:${name}`;
+      const id = socketId(ws);
+      const signed = kind === 'presence' ? `${id}:${name}:${channelData}` : `${id}:${name}`;
       if (!socketAuthValid(app.config.key, app.config.secret, auth, signed)) {
         throw new SubscriptionError(name, 'AuthError', `Invalid signature for ${name}`, 401);
       }

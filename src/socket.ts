@@ -3,11 +3,14 @@ import type { AppState } from './apps';
 import { PusherError } from './errors';
 
 /**
- * Per-socket state, kept to six fields: uWS copies them onto its socket object, and idle memory
+ * Per-socket state, kept to seven small fields (no strings): uWS copies them onto its socket object, and idle memory
  * per connection is a product figure. Channel bookkeeping is allocated on first subscribe.
  */
 export interface SocketData {
-  id: string;
+  /** Random part of the socket id `<nonce>.<slot>` (see SocketTable). */
+  nonce: number;
+  /** This socket's slot in its app's SocketTable; -1 until it opens. */
+  slot: number;
   app: AppState;
   /** Channel name → presence user id ('' on non-presence channels). Null until the first subscribe. */
   channels: Map<string, string> | null;

@@ -4,6 +4,7 @@ import type { FanOut } from './fan-out';
 import { errorFrame, requireString, signinSuccess } from './protocol';
 import { socketAuthValid } from './signatures';
 import type { Socket } from './socket';
+import { socketId } from './socket-table';
 
 /** The server-only channel that carries events sent to one user (`sendToUser`). */
 export function userChannel(userId: string): string {
@@ -20,7 +21,7 @@ export class Users {
     const app = socket.app;
     const auth = requireString(data, 'auth', 'pusher:signin');
     const userData = requireString(data, 'user_data', 'pusher:signin');
-    if (!socketAuthValid(app.config.key, app.config.secret, auth, `${socket.id}::user::${userData}`)) {
+    if (!socketAuthValid(app.config.key, app.config.secret, auth, `${socketId(ws)}::user::${userData}`)) {
       throw new PusherError(ErrorCode.unauthorized, 'Invalid signature for pusher:signin', true);
     }
     let id: unknown;

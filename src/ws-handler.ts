@@ -10,6 +10,7 @@ import type { Options } from './options';
 import { PONG_FRAME, connectionEstablished, decodeFrame, errorFrame, subscriptionErrorFrame } from './protocol';
 import { SOCKET_CLOSED, type Socket, type SocketData } from './socket';
 import { clock } from './clock';
+import { socketId } from './socket-table';
 import type { Users } from './users';
 import type { HttpRequest, HttpResponse, us_socket_context_t } from './uws';
 import type { WebSocketBehavior } from 'uWebSockets.js';
@@ -50,14 +51,14 @@ export function wsBehavior(ctx: WsContext): WebSocketBehavior<SocketData> {
       const key = req.getParameter(0);
       const app = ctx.apps.findByKey(key);
       const data: SocketData = {
-        id: '',
+        nonce: randomInt(1, 2 ** 30),
+        slot: -1,
         app: app ?? NO_APP,
         channels: null,
         userId: null,
         activity: clock(),
         ended: refusal(ctx, app, req.getQuery('protocol')),
       };
-      if (data.ended === null) data.id = newSocketId(data.app);
       res.upgrade(data, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
     },
 
@@ -71,14 +72,14 @@ export function wsBehavior(ctx: WsContext): WebSocketBehavior<SocketData> {
         return;
       }
       const app = socket.app;
-      app.sockets.set(socket.id, ws);
+      socket.slot = app.sockets.add(ws);
       app.awaitingSignin?.set(ws, socket.activity);
       if (metrics !== null) {
         metrics.connected.add(app.metricsSlot, 1);
         metrics.newConnections.add(app.metricsSlot, 1);
       }
-      ctx.fanOut.send(ws, connectionEstablished(socket.id, options.activityTimeout));
-      ctx.log.debug(`connected ${socket.id} app=${app.config.id}`);
+      ctx.fanOut.send(ws, connectionEstablished(socketId(ws), options.activityTimeout));
+      ctx.log.debug(`connected ${socketId(ws)} app=${app.config.id}`);
     },
 
     message(ws: Socket, message: ArrayBuffer, isBinary: boolean) {
@@ -108,7 +109,7 @@ export function wsBehavior(ctx: WsContext): WebSocketBehavior<SocketData> {
       socket.ended = SOCKET_CLOSED;
       if (refused) return;
       const app = socket.app;
-      app.sockets.delete(socket.id);
+      app.sockets.remove(socket.slot);
       app.awaitingSignin?.delete(ws);
       ctx.channels.leaveAll(ws);
       ctx.users.forget(ws);
@@ -116,7 +117,7 @@ export function wsBehavior(ctx: WsContext): WebSocketBehavior<SocketData> {
         metrics.connected.add(app.metricsSlot, -1);
         metrics.newDisconnections.add(app.metricsSlot, 1);
       }
-      ctx.log.debug(`disconnected ${socket.id}`);
+      ctx.log.debug(`disconnected ${socketId(ws)}`);
     },
   };
 }
@@ -130,13 +131,6 @@ function refusal(ctx: WsContext, app: AppState | undefined, protocol: string | u
   const max = app.config.maxConnections;
   if (max >= 0 && app.sockets.size >= max) return new PusherError(ErrorCode.overConnectionQuota, 'The app has reached its connection quota', true);
   return ctx.admissionRefusal();
-}
-
-function newSocketId(app: AppState): string {
-  for (;;) {
-    const id = `${randomInt(1, 2 ** 47)}.${randomInt(1, 2 ** 47)}`;
-    if (!app.sockets.has(id)) return id;
-  }
 }
 
 function handleFrame(ctx: WsContext, ws: Socket, text: string): void {
@@ -175,6 +169,6 @@ function reportError(ctx: WsContext, ws: Socket, err: unknown): void {
     if (err.close && ws.getUserData().ended === null) ws.end(err.code ?? ErrorCode.reconnect, err.message);
     return;
   }
-  ctx.log.error(`unexpected error handling a frame from ${ws.getUserData().id}: ${(err as Error)?.stack ?? err}`);
+  ctx.log.error(`unexpected error handling a frame from ${socketId(ws)}: ${(err as Error)?.stack ?? err}`);
   ctx.fanOut.send(ws, errorFrame(null, 'Internal server error'));
 }

@@ -94,7 +94,7 @@ describe('connection', () => {
       a.close();
       await a.closed;
       await eventually(() => app.sockets.size === 1, 2000, 'the closed socket to be dropped');
-      assert.deepEqual([...app.sockets.keys()], [idB]);
+      assert.deepEqual([...app.sockets.ids()], [idB]);
     } finally {
       await s.stop();
     }
