@@ -97,7 +97,7 @@ export class Server {
 
   /**
    * Graceful shutdown: refuse new connections, tell every socket to reconnect elsewhere (4200),
-   * wait for them to close within the grace period, then close everything.
+   * keep answering /ready with 503 for the grace period, then close everything.
    */
   stop(): Promise<void> {
     this.stopped ??= this.shutdown();
