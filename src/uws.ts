@@ -5,8 +5,10 @@
  */
 import { dirname, join } from 'node:path';
 
-function loadNative(): Omit<typeof import('uWebSockets.js'), 'App' | 'SSLApp'> & { App(): TemplatedApp; SSLApp(options: import('uWebSockets.js').AppOptions): TemplatedApp } {
-  const pkgDir = dirname(require.resolve('uWebSockets.js/package.json'));
+type Uws = Omit<typeof import('uWebSockets.js'), 'App' | 'SSLApp'> & { App(): TemplatedApp; SSLApp(options: import('uWebSockets.js').AppOptions): TemplatedApp };
+
+/** Loads the native binary of the uWebSockets.js package in `pkgDir`, or throws saying why there is none. */
+export function loadNative(pkgDir = dirname(require.resolve('uWebSockets.js/package.json'))): Uws {
   const binary = join(pkgDir, 'binaries', `uws_${process.platform}_${process.arch}_${process.versions.modules}.node`);
   try {
     return require(binary);
