@@ -17,6 +17,9 @@ export type PushgatewayOptions = Pick<
 // A push that takes longer than this counts as failed, whatever the interval.
 const MAX_TIMEOUT_MS = 10_000;
 
+// The shutdown push or delete gets less: exiting promptly matters more than one last figure.
+const FINAL_TIMEOUT_MS = 2_000;
+
 // Slot of the failures counter's only series.
 const ONLY = 0;
 
@@ -60,6 +63,8 @@ export class PushgatewayDriver {
 
   private timer: NodeJS.Timeout | null = null;
   private inFlight: Promise<boolean> | null = null;
+  // Aborts a periodic push still in flight at shutdown, so stop() stays within its budget.
+  private readonly cancel = new AbortController();
   private started = false;
   private running = false;
   private stopped: Promise<void> | null = null;
@@ -106,10 +111,11 @@ export class PushgatewayDriver {
     this.running = false;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
+    this.cancel.abort();
     if (this.inFlight !== null) await this.inFlight;
     if (!this.started) return;
     const method = this.options.pushgatewayDeleteOnShutdown ? 'DELETE' : 'PUT';
-    const problem = await this.send(method);
+    const problem = await this.send(method, Math.min(this.timeoutMs, FINAL_TIMEOUT_MS));
     if (problem === null) {
       this.log.info(`metrics: ${method === 'PUT' ? 'last push to' : 'deleted'} ${this.target}`);
     } else {
@@ -132,7 +138,9 @@ export class PushgatewayDriver {
 
   // One periodic push, with the failure accounting; true when it landed.
   private async push(): Promise<boolean> {
-    const problem = await this.send('PUT');
+    const problem = await this.send('PUT', this.timeoutMs, this.cancel.signal);
+    // Cut short by stop(): the last push that follows is the one that counts.
+    if (!this.running) return problem === null;
     if (problem === null) {
       if (this.failuresInRow > 0) {
         this.log.info(`metrics: pushes to ${this.target} work again, after ${this.failuresInRow} failed`);
@@ -151,9 +159,10 @@ export class PushgatewayDriver {
   }
 
   // One request; null on a 2xx answer, else what went wrong. Never rejects.
-  private async send(method: 'PUT' | 'DELETE'): Promise<string | null> {
+  private async send(method: 'PUT' | 'DELETE', timeoutMs: number, cancel?: AbortSignal): Promise<string | null> {
     try {
-      const init: RequestInit = { method, signal: AbortSignal.timeout(this.timeoutMs) };
+      const timeout = AbortSignal.timeout(timeoutMs);
+      const init: RequestInit = { method, signal: cancel === undefined ? timeout : AbortSignal.any([timeout, cancel]) };
       if (method === 'PUT') {
         init.body = this.metrics.render();
         init.headers = { 'Content-Type': CONTENT_TYPE };
@@ -165,7 +174,7 @@ export class PushgatewayDriver {
       const quoted = text.trim().replace(/\s+/g, ' ');
       return `HTTP ${res.status}` + (quoted ? `: ${quoted.slice(0, MAX_QUOTED_CHARS)}` : '');
     } catch (err) {
-      return describe(err, this.timeoutMs);
+      return describe(err, timeoutMs);
     }
   }
 }
