@@ -31,7 +31,8 @@ export function validChannelName(name: string, maxLength: number): boolean {
 /** Serialized presence state sent in subscription_succeeded: `{presence:{ids,hash,count}}`. */
 export function presenceData(members: Map<string, Member>): string {
   const ids: string[] = [];
-  const hash: Record<string, unknown> = {};
+  // No prototype: a user id such as "__proto__" must be a key like any other.
+  const hash: Record<string, unknown> = Object.create(null);
   for (const [id, member] of members) {
     ids.push(id);
     hash[id] = member.info;

@@ -216,7 +216,7 @@ function triggerEvent(ctx: HttpContext, call: Call): unknown {
   if (event.info.length > 0) for (const channel of event.channels) channelInfo(call.app, channel, event.info);
   publish(ctx, call.app, event);
   if (event.info.length === 0) return {};
-  const channels: Record<string, Record<string, number>> = {};
+  const channels: Record<string, Record<string, number>> = keyedByName();
   for (const channel of event.channels) channels[channel] = channelInfo(call.app, channel, event.info);
   return { channels };
 }
@@ -241,7 +241,7 @@ function listChannels(ctx: HttpContext, call: Call): unknown {
   if (attrs.includes('user_count') && !prefix.startsWith('presence-')) {
     throw new HttpError(400, 'info=user_count requires filter_by_prefix=presence-');
   }
-  const channels: Record<string, Record<string, number>> = {};
+  const channels: Record<string, Record<string, number>> = keyedByName();
   for (const name of call.app.channels.keys()) {
     if (name.startsWith(prefix)) channels[name] = channelInfo(call.app, name, attrs);
   }
@@ -267,3 +267,7 @@ function terminateConnections(ctx: HttpContext, call: Call): unknown {
   return {};
 }
 
+// No prototype: a channel named "__proto__" is valid and must be a key like any other.
+function keyedByName<T>(): Record<string, T> {
+  return Object.create(null);
+}

@@ -618,3 +618,25 @@ describe('status codes and JSON error bodies', () => {
     }
   });
 });
+
+describe('channel names that are also JavaScript property names', () => {
+  // Compared as JSON text: in an object literal, "__proto__" would set the prototype instead.
+  test('"__proto__" channels and presence users are listed like any other', async () => {
+    const s = await startServer();
+    try {
+      const r = await s.raw();
+      const id = await r.socketId();
+      await r.request({ event: 'pusher:subscribe', data: { channel: '__proto__' } }, (f) => f.event === 'pusher_internal:subscription_succeeded');
+      const list = await s.sdk().get({ path: '/channels' });
+      assert.equal(await list.text(), '{"channels":{"__proto__":{}}}');
+      const info = await s.sdk().trigger('__proto__', 'ev', 'x', { info: 'subscription_count' });
+      assert.equal(await info.text(), '{"channels":{"__proto__":{"subscription_count":1}}}');
+
+      const auth = s.sdk().authorizeChannel(id, 'presence-odd', { user_id: '__proto__', user_info: { n: 1 } });
+      const ok = await r.request({ event: 'pusher:subscribe', data: { channel: 'presence-odd', ...auth } }, (f) => f.channel === 'presence-odd');
+      assert.equal(ok.data, '{"presence":{"ids":["__proto__"],"hash":{"__proto__":{"n":1}},"count":1}}');
+    } finally {
+      await s.stop();
+    }
+  });
+});
