@@ -1,5 +1,5 @@
 import { totalmem } from 'node:os';
-import { writeBody, writeJson } from './http-reply';
+import { statusLine, writeBody, writeJson } from './http-reply';
 import type { TemplatedApp } from './uws';
 
 /** Share of system memory held by this process, in percent (what /accept-traffic compares). */
@@ -30,29 +30,35 @@ export class MemoryWatch {
   }
 }
 
+type Check = () => [status: number, contentType: string, body: string];
+
 /** Registers `/`, `/ready`, `/accept-traffic` and `/usage` for load balancers and orchestrators. */
 export function registerHealth(uws: TemplatedApp, state: { closing(): boolean; memoryThresholdPercent: number }): void {
-  uws.get('/', (res) => {
-    writeBody(res, 200, 'text/plain', 'OK');
-  });
-  uws.get('/ready', (res) => {
-    if (state.closing()) writeBody(res, 503, 'text/plain', 'Shutting down');
-    else writeBody(res, 200, 'text/plain', 'OK');
-  });
-  uws.get('/accept-traffic', (res) => {
-    if (state.closing()) writeBody(res, 503, 'text/plain', 'Shutting down');
-    else if (memoryUsedPercent() > state.memoryThresholdPercent) writeBody(res, 503, 'text/plain', 'Over the memory threshold');
-    else writeBody(res, 200, 'text/plain', 'OK');
-  });
-  uws.get('/usage', (res) => {
-    const usage = process.memoryUsage();
-    const total = totalmem();
-    writeJson(res, 200, {
-      memory: { ...usage, systemTotal: total, percent: (usage.rss / total) * 100 },
+  const text = (status: number, body: string): ReturnType<Check> => [status, 'text/plain', body];
+  const checks: Record<string, Check> = {
+    '/': () => text(200, 'OK'),
+    '/ready': () => (state.closing() ? text(503, 'Shutting down') : text(200, 'OK')),
+    '/accept-traffic': () =>
+      state.closing() ? text(503, 'Shutting down') : memoryUsedPercent() > state.memoryThresholdPercent ? text(503, 'Over the memory threshold') : text(200, 'OK'),
+    '/usage': () => {
+      const usage = process.memoryUsage();
+      const total = totalmem();
+      return [200, 'application/json', JSON.stringify({ memory: { ...usage, systemTotal: total, percent: (usage.rss / total) * 100 } })];
+    },
+  };
+  for (const [path, check] of Object.entries(checks)) {
+    uws.get(path, (res) => {
+      const [status, contentType, body] = check();
+      writeBody(res, status, contentType, body);
     });
-  });
-  // Like the REST API: a known path asked with the wrong method is a 405, not the catch-all 404.
-  for (const path of ['/', '/ready', '/accept-traffic', '/usage']) {
+    // Load balancers often probe with HEAD: same status, no body.
+    uws.head(path, (res) => {
+      const [status] = check();
+      res.cork(() => {
+        res.writeStatus(statusLine(status)).endWithoutBody();
+      });
+    });
+    // Like the REST API: a known path asked with the wrong method is a 405, not the catch-all 404.
     uws.any(path, (res) => {
       writeJson(res, 405, { error: 'Method not allowed: use GET' });
     });

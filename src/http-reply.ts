@@ -12,10 +12,15 @@ const STATUS_TEXT: Record<number, string> = {
   503: '503 Service Unavailable',
 };
 
+/** The status line uWS expects, e.g. `404 Not Found`. */
+export function statusLine(status: number): string {
+  return STATUS_TEXT[status] ?? String(status);
+}
+
 /** Writes a complete HTTP answer in one corked write; returns the body's byte length. */
 export function writeBody(res: HttpResponse, status: number, contentType: string, body: string | Buffer, headers?: Record<string, string>): number {
   res.cork(() => {
-    res.writeStatus(STATUS_TEXT[status] ?? String(status)).writeHeader('Content-Type', contentType);
+    res.writeStatus(statusLine(status)).writeHeader('Content-Type', contentType);
     if (headers !== undefined) for (const name in headers) res.writeHeader(name, headers[name]);
     res.end(body);
   });

@@ -109,3 +109,19 @@ test(
     }
   },
 );
+
+test('HEAD on a health path answers the GET status with no body', async () => {
+  const s = await startServer({ SHUTDOWN_GRACE_PERIOD: '500' });
+  try {
+    for (const path of ['/', '/ready', '/accept-traffic', '/usage']) {
+      const res = await fetch(s.url(path), { method: 'HEAD' });
+      assert.deepEqual([res.status, await res.text()], [200, ''], path);
+    }
+    const stopping = s.server.stop();
+    const res = await fetch(s.url('/ready'), { method: 'HEAD' });
+    assert.equal(res.status, 503);
+    await stopping;
+  } finally {
+    await s.stop();
+  }
+});
