@@ -6,8 +6,6 @@ import type { HttpResponse, TemplatedApp } from './uws';
 
 // Below this size gzip saves the scraper less than it costs us: a body that fits TCP's initial
 // congestion window (10 segments of 1460 bytes, RFC 6928) arrives in one round trip anyway.
-// It was 4096, under the ~10 KB that the process families alone take, so every scrape was
-// gzipped and "small bodies are not gzipped" never applied; a node with a few apps answers plain.
 const GZIP_MIN_BYTES = 14600;
 
 /**
@@ -35,10 +33,7 @@ export function registerMetricsEndpoint(uws: TemplatedApp, metrics: PwsMetrics):
   });
 }
 
-/**
- * True when Accept-Encoding lists gzip with a non-zero weight. A bare /gzip/ match used to
- * gzip for `gzip;q=0`, which RFC 9110 §12.5.3 defines as "not acceptable".
- */
+/** True when Accept-Encoding lists gzip with a non-zero weight (`gzip;q=0` means "not acceptable", RFC 9110 §12.5.3). */
 function gzipAccepted(header: string): boolean {
   for (const part of header.split(',')) {
     const [coding, ...params] = part.split(';');
@@ -49,11 +44,7 @@ function gzipAccepted(header: string): boolean {
   return false;
 }
 
-/**
- * Answers 404 on /metrics where no metrics are served, like any unknown route. The server uses it
- * both when metrics are off and on PORT when METRICS_SERVER_PORT serves them, so the message
- * names both (it used to say "disabled" to an operator whose metrics were merely elsewhere).
- */
-export function metricsDisabled(res: HttpResponse): void {
+/** Answers 404 on /metrics on a port that serves none: metrics are off, or on METRICS_SERVER_PORT. */
+export function noMetricsHere(res: HttpResponse): void {
   writeBody(res, 404, 'application/json', '{"error":"No metrics on this port: they are off (METRICS_ENABLED) or served on METRICS_SERVER_PORT"}');
 }

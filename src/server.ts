@@ -7,7 +7,7 @@ import { MemoryWatch, registerHealth } from './health';
 import { registerHttpApi } from './http-api';
 import { writeJson } from './http-reply';
 import { Log } from './log';
-import { metricsDisabled, registerMetricsEndpoint } from './metrics-endpoint';
+import { noMetricsHere, registerMetricsEndpoint } from './metrics-endpoint';
 import { PushgatewayDriver } from './metrics/pushgateway';
 import { PwsMetrics } from './metrics/pws-metrics';
 import type { Options } from './options';
@@ -67,11 +67,14 @@ export class Server {
     if (this.metrics !== null && options.metricsServerPort !== 0) {
       this.metricsApp = uws.App();
       registerMetricsEndpoint(this.metricsApp, this.metrics);
-      this.app.get('/metrics', metricsDisabled);
+      this.metricsApp.any('/*', (res, req) => {
+        writeJson(res, 404, { error: `Not found: ${req.getMethod().toUpperCase()} ${req.getUrl()} (this port serves GET /metrics only)` });
+      });
+      this.app.get('/metrics', noMetricsHere);
     } else if (this.metrics !== null) {
       registerMetricsEndpoint(this.app, this.metrics);
     } else {
-      this.app.get('/metrics', metricsDisabled);
+      this.app.get('/metrics', noMetricsHere);
     }
     this.app.any('/*', (res, req) => {
       writeJson(res, 404, { error: `Not found: ${req.getMethod().toUpperCase()} ${req.getUrl()}` });

@@ -144,6 +144,11 @@ test('METRICS_SERVER_PORT serves /metrics on that port only; the main port answe
   // Traffic on the main port shows on the metrics port, named after the main port.
   const client = s.client();
   await connected(client);
+  // Anything else on the metrics port is a 404 with a JSON error, not a dropped connection.
+  for (const [method, path] of [['GET', '/'], ['GET', '/apps/app-id/channels'], ['POST', '/metrics']]) {
+    const other = await fetch(`http://127.0.0.1:${metricsPort}${path}`, { method });
+    assert.deepEqual([other.status, other.headers.get('content-type')], [404, 'application/json'], `${method} ${path}`);
+  }
   const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
   assert.equal(res.status, 200);
   assert.equal(res.headers.get('content-type'), CONTENT_TYPE);
