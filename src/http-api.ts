@@ -58,7 +58,7 @@ export function registerHttpApi(uws: TemplatedApp, ctx: HttpContext): void {
     uws[method](pattern, (res, req) => serve(ctx, res, req, method, paramCount, handler));
     uws.any(pattern, (res, req) => {
       // Still a call to that app: counted like any other answer, though its body is never read.
-      const app = ctx.apps.findById(decodeOrRaw(req.getParameter(0) ?? ''));
+      const app = ctx.apps.findById(decodeComponent(req.getParameter(0) ?? '') ?? '');
       const sent = writeJson(res, 405, { error: `Method not allowed: use ${method.toUpperCase()}` });
       if (app !== undefined && ctx.metrics !== null) {
         ctx.metrics.httpCallsReceived.add(app.metricsSlot, 1);
@@ -79,14 +79,13 @@ function serve(ctx: HttpContext, res: HttpResponse, req: HttpRequest, method: 'g
   res.onAborted(() => {
     aborted = true;
   });
-  let params: string[];
-  try {
-    params = rawParams.map(decodeParam);
-  } catch (err) {
-    writeJson(res, 400, { error: (err as Error).message });
+  const params = rawParams.map(decodeComponent);
+  const malformed = params.indexOf(null);
+  if (malformed >= 0) {
+    writeJson(res, 400, { error: `Malformed URL parameter ${JSON.stringify(rawParams[malformed])}` });
     return;
   }
-  const app = ctx.apps.findById(params[0]);
+  const app = ctx.apps.findById(params[0]!);
   if (app === undefined) {
     writeJson(res, 404, { error: `Unknown app id "${params[0]}"` });
     return;
@@ -97,9 +96,9 @@ function serve(ctx: HttpContext, res: HttpResponse, req: HttpRequest, method: 'g
   bodyPromise
     .then((body) => {
       ctx.metrics?.httpReceivedBytes.add(slot, body.length);
-      const query = new URLSearchParams(queryString);
+      const query = parseQuery(queryString);
       verifyRequest(app.config, method.toUpperCase(), path, query, body);
-      return handler(ctx, { app, params: params.slice(1), query, body });
+      return handler(ctx, { app, params: params.slice(1) as string[], query, body });
     })
     .then(
       (result) => reply(ctx, res, slot, aborted, 200, result),
@@ -117,20 +116,30 @@ function reply(ctx: HttpContext, res: HttpResponse, slot: number, aborted: boole
   ctx.metrics?.httpTransmittedBytes.add(slot, sent);
 }
 
-function decodeParam(value: string): string {
+// decodeURIComponent, or null for a malformed escape.
+function decodeComponent(value: string): string | null {
   try {
     return decodeURIComponent(value);
   } catch {
-    throw new HttpError(400, `Malformed URL parameter ${JSON.stringify(value)}`);
+    return null;
   }
 }
 
-function decodeOrRaw(value: string): string {
-  try {
-    return decodeURIComponent(value);
-  } catch {
-    return value;
+/**
+ * The query as Pusher's SDKs mean it: they sign values raw and do not form-encode them, so `+` is
+ * a plus sign here, not the space URLSearchParams would make of it.
+ */
+function parseQuery(raw: string): URLSearchParams {
+  const query = new URLSearchParams();
+  for (const pair of raw.split('&')) {
+    if (pair === '') continue;
+    const eq = pair.indexOf('=');
+    const name = decodeComponent(eq < 0 ? pair : pair.slice(0, eq));
+    const value = decodeComponent(eq < 0 ? '' : pair.slice(eq + 1));
+    if (name === null || value === null) throw new HttpError(400, `Malformed query parameter ${JSON.stringify(pair.slice(0, 100))}`);
+    query.append(name, value);
   }
+  return query;
 }
 
 function parseJsonObject(body: Buffer): Record<string, unknown> {

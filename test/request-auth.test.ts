@@ -87,6 +87,14 @@ describe('a correctly signed request', () => {
       assert.equal((await send(s, { ...GET_CHANNELS, params: { filter_by_prefix: 'presence-', info: 'user_count' }, sendOrder })).status, 200);
     }));
 
+  test('keeps "+" a plus sign in query values, as the pusher SDK signs them raw', () =>
+    withServer(async (s) => {
+      // Percent-encoded, and raw as the SDK sends it: both must verify.
+      assert.equal((await send(s, { ...GET_CHANNELS, params: { filter_by_prefix: 'a b+c' } })).status, 200);
+      const res = await s.sdk().get({ path: '/channels', params: { filter_by_prefix: 'a b+c' } });
+      assert.deepEqual([res.status, await res.json()], [200, { channels: {} }]);
+    }));
+
   test('is accepted without auth_version, which defaults to 1.0', () =>
     withServer(async (s) => {
       assert.equal((await send(s, { ...POST_EVENT, version: null })).status, 200);
