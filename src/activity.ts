@@ -3,7 +3,7 @@ import { clock, clockUnits } from './clock';
 import { ErrorCode } from './errors';
 import type { FanOut } from './fan-out';
 import type { Options } from './options';
-import { PING_FRAME, errorFrame } from './protocol';
+import { PING_FRAME } from './protocol';
 
 /**
  * One timer for all sockets (not one per socket): pings sockets silent past the activity timeout,
@@ -32,8 +32,7 @@ export class ActivityMonitor {
         const socket = ws.getUserData();
         if (socket.activity < 0) {
           if (-socket.activity < pongDeadline) {
-            this.fanOut.send(ws, errorFrame(ErrorCode.pongTimeout, 'Pong reply not received in time'));
-            ws.end(ErrorCode.pongTimeout, 'Pong reply not received in time');
+            this.fanOut.close(ws, ErrorCode.pongTimeout, 'Pong reply not received in time');
           }
         } else if (socket.activity < silentSince) {
           socket.activity = -now;
@@ -43,8 +42,8 @@ export class ActivityMonitor {
       if (app.awaitingSignin === null) continue;
       for (const [ws, openedAt] of app.awaitingSignin) {
         if (openedAt >= signinDeadline) continue;
-        this.fanOut.send(ws, errorFrame(ErrorCode.unauthorized, 'Connection not signed in within the user authentication timeout'));
-        ws.end(ErrorCode.unauthorized, 'Connection not signed in in time');
+        // The close reason is shorter: it must fit a close frame's 123 bytes.
+        this.fanOut.close(ws, ErrorCode.unauthorized, 'Connection not signed in within the user authentication timeout', 'Connection not signed in in time');
       }
     }
   }

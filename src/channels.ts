@@ -84,7 +84,7 @@ export class Channels {
       this.joinPresence(ws, app, name, channelData!);
       return;
     }
-    this.attach(ws, app, name, '', null);
+    this.attach(ws, app, name, '', false);
     this.fanOut.send(ws, subscriptionSucceeded(name, '{}'));
   }
 
@@ -120,7 +120,7 @@ export class Channels {
       throw new SubscriptionError(name, 'LimitReached', `Presence channel ${name} already has the maximum of ${this.options.presenceMaxMembers} members`, 4100);
     }
 
-    const channel = this.attach(ws, app, name, userId, new Map());
+    const channel = this.attach(ws, app, name, userId, true);
     const members = channel.members!;
     const member = members.get(userId);
     if (member !== undefined) {
@@ -132,11 +132,11 @@ export class Channels {
     this.fanOut.send(ws, subscriptionSucceeded(name, presenceData(members)));
   }
 
-  private attach(ws: Socket, app: AppState, name: string, userId: string, members: Map<string, Member> | null): Channel {
+  private attach(ws: Socket, app: AppState, name: string, userId: string, presence: boolean): Channel {
     const socket = ws.getUserData();
     let channel = app.channels.get(name);
     if (channel === undefined) {
-      channel = { subscriptions: 0, members };
+      channel = { subscriptions: 0, members: presence ? new Map() : null };
       app.channels.set(name, channel);
     }
     channel.subscriptions++;

@@ -43,6 +43,7 @@ export class OptionsError extends Error {}
 export const ErrorCode = {
   unknownApp: 4001,
   appDisabled: 4003,
+  unsupportedProtocol: 4007,
   overConnectionQuota: 4004,
   unauthorized: 4009,
   overCapacity: 4100,

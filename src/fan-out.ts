@@ -1,5 +1,6 @@
 import type { AppState } from './apps';
 import type { PwsMetrics } from './metrics/pws-metrics';
+import { errorFrame } from './protocol';
 import type { Socket } from './socket';
 import type { TemplatedApp } from './uws';
 
@@ -7,8 +8,9 @@ import type { TemplatedApp } from './uws';
 const DROPPED = 2;
 
 /**
- * Every frame the server writes goes through here, so each is counted exactly once per recipient.
- * Channel frames use uWS's native topic publish: one serialized string, no per-recipient work in JS.
+ * Every frame written to an accepted socket goes through here, so each is counted exactly once per
+ * recipient (refused sockets are never counted). Channel frames use uWS's native topic publish:
+ * one serialized string, no per-recipient work in JS.
  */
 export class FanOut {
   constructor(
@@ -28,23 +30,24 @@ export class FanOut {
 
   /**
    * Delivers a frame to every subscriber of an app's channel on this node, except `except`
-   * (the sender of a client event, or the socket_id an API call excluded). Returns the recipients.
+   * (the sender of a client event, or the socket_id an API call excluded).
    */
-  publish(app: AppState, channel: string, frame: string, except?: Socket): number {
+  publish(app: AppState, channel: string, frame: string, except?: Socket): void {
     const topic = app.topic(channel);
-    let recipients = this.uws.numSubscribers(topic);
-    if (recipients === 0) return 0;
-    if (except !== undefined && except.getUserData().ended === null) {
-      if (except.isSubscribed(topic)) recipients--;
-      if (recipients === 0) return 0;
-      except.publish(topic, frame);
-    } else {
-      this.uws.publish(topic, frame);
-    }
+    const excluding = except !== undefined && except.getUserData().ended === null;
     if (this.metrics !== null) {
+      const recipients = this.uws.numSubscribers(topic) - (excluding && except.isSubscribed(topic) ? 1 : 0);
+      if (recipients === 0) return;
       this.metrics.socketTransmittedBytes.add(app.metricsSlot, Buffer.byteLength(frame) * recipients);
       this.metrics.wsMessagesSent.add(app.metricsSlot, recipients);
     }
-    return recipients;
+    if (excluding) except.publish(topic, frame);
+    else this.uws.publish(topic, frame);
+  }
+
+  /** Tells one socket why with a `pusher:error`, then closes it with the same code. */
+  close(ws: Socket, code: number, message: string, closeReason = message): void {
+    this.send(ws, errorFrame(code, message));
+    if (ws.getUserData().ended === null) ws.end(code, closeReason);
   }
 }

@@ -9,7 +9,7 @@ import type { PwsMetrics } from './metrics/pws-metrics';
 import type { Options } from './options';
 import { eventFrame } from './protocol';
 import { verifyRequest } from './request-auth';
-import type { Users } from './users';
+import { USER_CHANNEL_PREFIX, type Users } from './users';
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws';
 
 /** What the REST API needs from the rest of the server. */
@@ -188,7 +188,7 @@ function validateEvent(options: Options, raw: unknown, where: string, allowMany:
 }
 
 function isUserChannel(name: string): boolean {
-  return name.startsWith('#server-to-user-') && name.length > 16;
+  return name.startsWith(USER_CHANNEL_PREFIX) && name.length > USER_CHANNEL_PREFIX.length;
 }
 
 function parseInfo(info: string | undefined | null): string[] {

@@ -3,8 +3,8 @@ import type { HttpResponse } from './uws';
 
 /**
  * Reads a request body of at most `limit` bytes. Over the limit (by Content-Length or by what
- * arrives) it rejects with 413 without buffering the rest. `aborted` is set by the caller's
- * onAborted handler, which uWS requires to be registered before any asynchronous work.
+ * arrives) it rejects with 413 without buffering the rest. The caller registers onAborted first,
+ * as uWS requires before any asynchronous work.
  */
 export function readBody(res: HttpResponse, contentLength: string, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -24,7 +24,7 @@ export function readBody(res: HttpResponse, contentLength: string, limit: number
         return;
       }
       // uWS reuses the chunk's memory after this callback returns, so it must be copied.
-      chunks.push(Buffer.from(new Uint8Array(chunk.slice(0))));
+      chunks.push(Buffer.from(chunk.slice(0)));
       if (isLast) resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
     });
   });

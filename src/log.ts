@@ -1,7 +1,8 @@
 /** Minimal leveled logger: errors and warnings always, info unless quiet, debug lines only with DEBUG=true. */
 export class Log {
   constructor(
-    private readonly debugEnabled: boolean,
+    /** Whether debug lines print; callers check it before building costly ones. */
+    readonly debugEnabled: boolean,
     private readonly quiet = false,
   ) {}
 

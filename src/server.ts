@@ -11,7 +11,6 @@ import { noMetricsHere, registerMetricsEndpoint } from './metrics-endpoint';
 import { PushgatewayDriver } from './metrics/pushgateway';
 import { PwsMetrics } from './metrics/pws-metrics';
 import type { Options } from './options';
-import { errorFrame } from './protocol';
 import { Users } from './users';
 import { uws, type TemplatedApp, type us_listen_socket } from './uws';
 import { wsBehavior } from './ws-handler';
@@ -110,10 +109,7 @@ export class Server {
   private async shutdown(): Promise<void> {
     this.closing = true;
     for (const app of this.apps.all()) {
-      for (const ws of [...app.sockets.values()]) {
-        this.fanOut.send(ws, errorFrame(ErrorCode.reconnect, SHUTDOWN_MESSAGE));
-        if (ws.getUserData().ended === null) ws.end(ErrorCode.reconnect, SHUTDOWN_MESSAGE);
-      }
+      for (const ws of [...app.sockets.values()]) this.fanOut.close(ws, ErrorCode.reconnect, SHUTDOWN_MESSAGE);
     }
     // uWS closes ended sockets at once; the grace period is the drain window in which load
     // balancers see /ready answer 503 and late clients are told to reconnect elsewhere (4200).

@@ -3,8 +3,8 @@ import type { AppState } from './apps';
 import { PusherError } from './errors';
 
 /**
- * Per-socket state, kept to seven small fields (no strings): uWS copies them onto its socket object, and idle memory
- * per connection is a product figure. Channel bookkeeping is allocated on first subscribe.
+ * Per-socket state, kept to seven fields that hold nothing of their own until used: uWS copies them
+ * onto its socket object, and idle memory per connection is a product figure.
  */
 export interface SocketData {
   /** Random part of the socket id `<nonce>.<slot>` (see SocketTable). */

@@ -1,15 +1,18 @@
 import type { AppState } from './apps';
 import { ErrorCode, PusherError } from './errors';
 import type { FanOut } from './fan-out';
-import { errorFrame, requireString, signinSuccess } from './protocol';
+import { requireString, signinSuccess } from './protocol';
 import { socketAuthValid } from './signatures';
 import type { Socket } from './socket';
 import { socketId } from './socket-table';
 
 /** The server-only channel that carries events sent to one user (`sendToUser`). */
 export function userChannel(userId: string): string {
-  return `#server-to-user-${userId}`;
+  return USER_CHANNEL_PREFIX + userId;
 }
+
+/** Prefix of the per-user server channels; '#' keeps them out of the client channel alphabet. */
+export const USER_CHANNEL_PREFIX = '#server-to-user-';
 
 /** User sign-in (`pusher:signin`), per-user delivery and terminating a user's connections. */
 export class Users {
@@ -56,14 +59,10 @@ export class Users {
   }
 
   /** Closes every connection of a user on this node with 4009, as `terminate_connections` asks. */
-  terminate(app: AppState, userId: string): number {
+  terminate(app: AppState, userId: string): void {
     const sockets = app.users.get(userId);
-    if (sockets === undefined) return 0;
-    const all = [...sockets];
-    for (const ws of all) {
-      this.fanOut.send(ws, errorFrame(ErrorCode.unauthorized, 'You got disconnected by the app.'));
-      if (ws.getUserData().ended === null) ws.end(ErrorCode.unauthorized, 'You got disconnected by the app.');
-    }
-    return all.length;
+    if (sockets === undefined) return;
+    // Copied: each close removes the socket from this set.
+    for (const ws of [...sockets]) this.fanOut.close(ws, ErrorCode.unauthorized, 'You got disconnected by the app.');
   }
 }

@@ -15,6 +15,9 @@ import type { Users } from './users';
 import type { HttpRequest, HttpResponse, us_socket_context_t } from './uws';
 import type { WebSocketBehavior } from 'uWebSockets.js';
 
+// Decodes frames straight from uWS's ArrayBuffer, without wrapping it in a Buffer first.
+const UTF8 = new TextDecoder();
+
 // Stands in for the app of a socket refused before it had one (unknown key); never counted.
 const NO_APP = new AppState({ id: '', key: '', secret: '', maxConnections: 0, enableClientMessages: false, enabled: false, userAuthentication: false }, -1);
 
@@ -42,8 +45,9 @@ export function wsBehavior(ctx: WsContext): WebSocketBehavior<SocketData> {
     maxPayloadLength: maxMessageBytes * 2,
     // Silence is handled by the ActivityMonitor's Pusher-level pings, not by uWS's idle timer.
     idleTimeout: 0,
-    // A socket more than 1 MB behind is closed rather than silently skipped by uWS publishes:
-    // skipped frames would otherwise be counted as sent for as long as the client lags.
+    // A socket more than 1 MB behind is closed rather than silently skipped by uWS publishes,
+    // which would otherwise count as sent for as long as the client lags. What its buffer held at
+    // the close is still counted: at most this much per slow socket (see docs/metrics.md).
     maxBackpressure: 1024 * 1024,
     closeOnBackpressureLimit: 1,
 
@@ -79,7 +83,7 @@ export function wsBehavior(ctx: WsContext): WebSocketBehavior<SocketData> {
         metrics.newConnections.add(app.metricsSlot, 1);
       }
       ctx.fanOut.send(ws, connectionEstablished(socketId(ws), options.activityTimeout));
-      ctx.log.debug(`connected ${socketId(ws)} app=${app.config.id}`);
+      if (ctx.log.debugEnabled) ctx.log.debug(`connected ${socketId(ws)} app=${app.config.id}`);
     },
 
     message(ws: Socket, message: ArrayBuffer, isBinary: boolean) {
@@ -97,7 +101,7 @@ export function wsBehavior(ctx: WsContext): WebSocketBehavior<SocketData> {
       try {
         // The Pusher protocol is JSON text; a binary frame is a client bug, not something to guess at.
         if (isBinary) throw new PusherError(null, 'Binary messages are not supported: send JSON text frames');
-        handleFrame(ctx, ws, Buffer.from(message).toString('utf8'));
+        handleFrame(ctx, ws, UTF8.decode(message));
       } catch (err) {
         reportError(ctx, ws, err);
       }
@@ -117,7 +121,7 @@ export function wsBehavior(ctx: WsContext): WebSocketBehavior<SocketData> {
         metrics.connected.add(app.metricsSlot, -1);
         metrics.newDisconnections.add(app.metricsSlot, 1);
       }
-      ctx.log.debug(`disconnected ${socketId(ws)}`);
+      if (ctx.log.debugEnabled) ctx.log.debug(`disconnected ${socketId(ws)}`);
     },
   };
 }
@@ -126,7 +130,7 @@ function refusal(ctx: WsContext, app: AppState | undefined, protocol: string | u
   if (app === undefined) return new PusherError(ErrorCode.unknownApp, 'App key does not exist', true);
   if (!app.config.enabled) return new PusherError(ErrorCode.appDisabled, 'App is disabled', true);
   if (protocol !== undefined && protocol !== '' && !/^[5-7]$/.test(protocol)) {
-    return new PusherError(4007, `Unsupported protocol version ${protocol}: this server speaks 5 to 7`, true);
+    return new PusherError(ErrorCode.unsupportedProtocol, `Unsupported protocol version ${protocol}: this server speaks 5 to 7`, true);
   }
   const max = app.config.maxConnections;
   if (max >= 0 && app.sockets.size >= max) return new PusherError(ErrorCode.overConnectionQuota, 'The app has reached its connection quota', true);
@@ -165,8 +169,8 @@ function reportError(ctx: WsContext, ws: Socket, err: unknown): void {
     return;
   }
   if (err instanceof PusherError) {
-    ctx.fanOut.send(ws, errorFrame(err.code, err.message));
-    if (err.close && ws.getUserData().ended === null) ws.end(err.code ?? ErrorCode.reconnect, err.message);
+    if (err.close) ctx.fanOut.close(ws, err.code ?? ErrorCode.reconnect, err.message);
+    else ctx.fanOut.send(ws, errorFrame(err.code, err.message));
     return;
   }
   ctx.log.error(`unexpected error handling a frame from ${socketId(ws)}: ${(err as Error)?.stack ?? err}`);
