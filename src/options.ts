@@ -91,7 +91,7 @@ export const OPTION_SPECS: readonly Spec[] = [
   { env: 'PRESENCE_MAX_MEMBER_SIZE', key: 'presenceMaxMemberSizeInKb', kind: 'int', default: '2', min: 1, help: "Largest presence member's user_info, in KB." },
   { env: 'CHANNEL_LIMITS_MAX_NAME_LENGTH', key: 'channelMaxNameLength', kind: 'int', default: '200', min: 1, help: 'Longest channel name accepted.' },
   { env: 'HTTP_MAX_REQUEST_SIZE', key: 'httpMaxRequestSizeInKb', kind: 'int', default: '100', min: 1, help: 'Largest REST API request body, in KB (413 above it).' },
-  { env: 'WS_MAX_MESSAGE_SIZE', key: 'wsMaxMessageSizeInKb', kind: 'int', default: '100', min: 1, help: 'Largest WebSocket message accepted from a client, in KB (the socket is closed with 1009 above it).' },
+  { env: 'WS_MAX_MESSAGE_SIZE', key: 'wsMaxMessageSizeInKb', kind: 'int', default: '100', min: 1, help: 'Largest WebSocket message accepted from a client, in KB: the socket is closed with 1009 above it, and dropped unread above twice it.' },
   { env: 'HTTP_ACCEPT_TRAFFIC_MEMORY_THRESHOLD', key: 'acceptTrafficMemoryThreshold', kind: 'percent', default: '85', help: 'Percent of system memory (decimals allowed, e.g. 0.5) used by this process above which /accept-traffic answers 503 and new connections are refused with 4100.' },
   { env: 'SHUTDOWN_GRACE_PERIOD', key: 'shutdownGracePeriodMs', kind: 'int', default: '3000', min: 0, help: 'On SIGTERM/SIGINT, milliseconds between closing every socket with 4200 and exiting, while /ready answers 503 and late clients are told to reconnect.' },
   { env: 'SSL_CERT', key: 'sslCert', kind: 'string', default: '', help: 'Path of a PEM certificate: serve wss:// and https://.' },
