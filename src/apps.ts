@@ -1,6 +1,6 @@
 import type { AppConfig } from './options';
-import type { Socket } from './socket';
-import { SocketTable } from './socket-table';
+import type { Socket } from './ws/socket';
+import { SocketTable } from './ws/socket-table';
 
 /** A presence channel member: what the others see, and how many of this user's sockets are in. */
 export interface Member {

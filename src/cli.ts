@@ -1,4 +1,4 @@
-import { OptionsError } from './errors';
+import { OptionsError } from './protocol/errors';
 import { OPTION_SPECS, loadOptions } from './options';
 import { Server } from './server';
 

@@ -1,6 +1,6 @@
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { OptionsError } from './errors';
+import { OptionsError } from './protocol/errors';
 
 /** One app's credentials and limits. */
 export interface AppConfig {

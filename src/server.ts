@@ -1,19 +1,19 @@
-import { ActivityMonitor } from './activity';
+import { ActivityMonitor } from './ws/activity';
 import { Apps } from './apps';
-import { Channels } from './channels';
-import { ErrorCode, PusherError } from './errors';
-import { FanOut } from './fan-out';
-import { MemoryWatch, registerHealth } from './health';
-import { registerHttpApi } from './http-api';
-import { writeJson } from './http-reply';
+import { Channels } from './channels/channels';
+import { ErrorCode, PusherError } from './protocol/errors';
+import { FanOut } from './adapter/fan-out';
+import { MemoryWatch, registerHealth } from './http/health';
+import { registerHttpApi } from './http/api';
+import { writeJson } from './http/reply';
 import { Log } from './log';
-import { noMetricsHere, registerMetricsEndpoint } from './metrics-endpoint';
+import { noMetricsHere, registerMetricsEndpoint } from './http/metrics-endpoint';
 import { PushgatewayDriver } from './metrics/pushgateway';
 import { PwsMetrics } from './metrics/pws-metrics';
 import type { Options } from './options';
-import { Users } from './users';
+import { Users } from './channels/users';
 import { uws, type TemplatedApp, type us_listen_socket } from './uws';
-import { wsBehavior } from './ws-handler';
+import { wsBehavior } from './ws/behavior';
 
 const SHUTDOWN_MESSAGE = 'Server is shutting down, please reconnect';
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { OptionsError } from '../src/errors';
+import { OptionsError } from '../src/protocol/errors';
 import { OPTION_SPECS, loadOptions, type Options } from '../src/options';
 
 type Spec = (typeof OPTION_SPECS)[number];

@@ -1,7 +1,7 @@
 // Pushing to a Prometheus Pushgateway, for setups where Prometheus cannot reach the nodes:
 // every interval the node PUTs the same body GET /metrics serves to its own group,
 // /metrics/job/<job>/instance/<instance>, so each push replaces the previous one.
-import { OptionsError } from '../errors';
+import { OptionsError } from '../protocol/errors';
 import type { Log } from '../log';
 import type { Options } from '../options';
 import type { Counter } from './counter';

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type PusherJs from 'pusher-js';
-import { APP, connected, eventually, nextEvent, startServer, subscribed, type TestServer } from './helpers/server';
+import { APP, connected, eventually, nextEvent, startServer, subscribed, type TestServer } from '../helpers/server';
 
 type Credentials = { id: string; key: string; secret: string };
 

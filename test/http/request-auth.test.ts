@@ -3,7 +3,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
-import { startServer, type TestServer } from './helpers/server';
+import { startServer, type TestServer } from '../helpers/server';
 
 interface Signing {
   method: 'GET' | 'POST';

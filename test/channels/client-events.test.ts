@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import type PusherJs from 'pusher-js';
-import { APP, connected, drained, eventually, type RawSocket, startServer, subscribed, type TestServer } from './helpers/server';
+import { APP, connected, drained, eventually, type RawSocket, startServer, subscribed, type TestServer } from '../helpers/server';
 
 const ENABLED = { DEFAULT_APP_ENABLE_CLIENT_MESSAGES: '1' };
 

@@ -1,16 +1,16 @@
-import type { AppState, Apps } from './apps';
-import { channelKind, validChannelName } from './channels';
-import { HttpError } from './errors';
-import type { FanOut } from './fan-out';
-import { readBody } from './http-body';
-import { writeJson } from './http-reply';
-import type { Log } from './log';
-import type { PwsMetrics } from './metrics/pws-metrics';
-import type { Options } from './options';
-import { eventFrame } from './protocol';
+import type { AppState, Apps } from '../apps';
+import { channelKind, validChannelName } from '../channels/channels';
+import { HttpError } from '../protocol/errors';
+import type { FanOut } from '../adapter/fan-out';
+import { readBody } from './body';
+import { writeJson } from './reply';
+import type { Log } from '../log';
+import type { PwsMetrics } from '../metrics/pws-metrics';
+import type { Options } from '../options';
+import { eventFrame } from '../protocol/frames';
 import { verifyRequest } from './request-auth';
-import { USER_CHANNEL_PREFIX, type Users } from './users';
-import type { HttpRequest, HttpResponse, TemplatedApp } from './uws';
+import { USER_CHANNEL_PREFIX, type Users } from '../channels/users';
+import type { HttpRequest, HttpResponse, TemplatedApp } from '../uws';
 
 /** What the REST API needs from the rest of the server. */
 export interface HttpContext {

@@ -1,18 +1,18 @@
 import { randomInt } from 'node:crypto';
-import { AppState, type Apps } from './apps';
-import type { Channels } from './channels';
-import { relayClientEvent } from './client-events';
-import { ErrorCode, PusherError, SubscriptionError } from './errors';
-import type { FanOut } from './fan-out';
-import type { Log } from './log';
-import type { PwsMetrics } from './metrics/pws-metrics';
-import type { Options } from './options';
-import { PONG_FRAME, connectionEstablished, decodeFrame, errorFrame, subscriptionErrorFrame } from './protocol';
+import { AppState, type Apps } from '../apps';
+import type { Channels } from '../channels/channels';
+import { relayClientEvent } from '../channels/client-events';
+import { ErrorCode, PusherError, SubscriptionError } from '../protocol/errors';
+import type { FanOut } from '../adapter/fan-out';
+import type { Log } from '../log';
+import type { PwsMetrics } from '../metrics/pws-metrics';
+import type { Options } from '../options';
+import { PONG_FRAME, connectionEstablished, decodeFrame, errorFrame, subscriptionErrorFrame } from '../protocol/frames';
 import { SOCKET_CLOSED, type Socket, type SocketData } from './socket';
-import { clock } from './clock';
+import { clock } from '../clock';
 import { socketId } from './socket-table';
-import type { Users } from './users';
-import type { HttpRequest, HttpResponse, us_socket_context_t } from './uws';
+import type { Users } from '../channels/users';
+import type { HttpRequest, HttpResponse, us_socket_context_t } from '../uws';
 import type { WebSocketBehavior } from 'uWebSockets.js';
 
 // Decodes frames straight from uWS's ArrayBuffer, without wrapping it in a Buffer first.

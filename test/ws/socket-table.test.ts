@@ -1,8 +1,8 @@
 // SocketTable: slots are reused, and a socket id only finds the socket it was issued to.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Socket, SocketData } from '../src/socket';
-import { SocketTable, socketId } from '../src/socket-table';
+import type { Socket, SocketData } from '../../src/ws/socket';
+import { SocketTable, socketId } from '../../src/ws/socket-table';
 
 // The table only reads getUserData(); a plain holder of SocketData is a real input for it.
 function socket(nonce: number): Socket {

@@ -8,9 +8,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type Pusher from 'pusher';
-import { appValues, scrape } from './helpers/exposition';
-import { APP, startServer, type TestServer } from './helpers/server';
-import { freePort } from './helpers/services';
+import { appValues, scrape } from '../helpers/exposition';
+import { APP, startServer, type TestServer } from '../helpers/server';
+import { freePort } from '../helpers/services';
 
 const APP_TWO = { id: 'app-two', key: 'key-two', secret: 'secret-two' };
 const UTF8 = 'é€😀';

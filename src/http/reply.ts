@@ -1,4 +1,4 @@
-import type { HttpResponse } from './uws';
+import type { HttpResponse } from '../uws';
 
 const STATUS_TEXT: Record<number, string> = {
   200: '200 OK',

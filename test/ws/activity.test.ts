@@ -4,7 +4,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type PusherJs from 'pusher-js';
-import { connected, nextEvent, startServer, subscribed } from './helpers/server';
+import { connected, nextEvent, startServer, subscribed } from '../helpers/server';
 
 const FAST = { ACTIVITY_TIMEOUT: '1', PONG_TIMEOUT: '300' };
 const PING = '{"event":"pusher:ping","data":{}}';

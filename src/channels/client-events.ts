@@ -1,9 +1,9 @@
 import { channelKind } from './channels';
-import { ErrorCode, PusherError } from './errors';
-import type { FanOut } from './fan-out';
-import type { Options } from './options';
-import { eventFrame } from './protocol';
-import type { Socket } from './socket';
+import { ErrorCode, PusherError } from '../protocol/errors';
+import type { FanOut } from '../adapter/fan-out';
+import type { Options } from '../options';
+import { eventFrame } from '../protocol/frames';
+import type { Socket } from '../ws/socket';
 
 /**
  * Relays a `client-*` event from one socket to the other subscribers of its channel:

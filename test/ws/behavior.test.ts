@@ -3,7 +3,7 @@
 // pusher:error (or, for an oversized message, a 1009 close) and never disturbs any other socket.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { APP, connected, eventually, nextEvent, startServer, subscribed, type RawSocket, type TestServer } from './helpers/server';
+import { APP, connected, eventually, nextEvent, startServer, subscribed, type RawSocket, type TestServer } from '../helpers/server';
 
 const SOCKET_ID = /^\d+\.\d+$/;
 

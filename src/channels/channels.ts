@@ -1,11 +1,11 @@
-import type { AppState, Channel, Member } from './apps';
-import { PusherError, SubscriptionError } from './errors';
-import type { FanOut } from './fan-out';
-import type { Options } from './options';
-import { memberAdded, memberRemoved, optionalString, requireString, subscriptionSucceeded } from './protocol';
-import { socketAuthValid } from './signatures';
-import type { Socket } from './socket';
-import { socketId } from './socket-table';
+import type { AppState, Channel, Member } from '../apps';
+import { PusherError, SubscriptionError } from '../protocol/errors';
+import type { FanOut } from '../adapter/fan-out';
+import type { Options } from '../options';
+import { memberAdded, memberRemoved, optionalString, requireString, subscriptionSucceeded } from '../protocol/frames';
+import { socketAuthValid } from '../protocol/signatures';
+import type { Socket } from '../ws/socket';
+import { socketId } from '../ws/socket-table';
 import { userChannel } from './users';
 
 const USER_CHANNEL_PREFIX = userChannel('');

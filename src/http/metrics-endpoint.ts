@@ -1,8 +1,8 @@
 import { gzip } from 'node:zlib';
-import { writeBody } from './http-reply';
-import { CONTENT_TYPE } from './metrics/format';
-import type { PwsMetrics } from './metrics/pws-metrics';
-import type { HttpResponse, TemplatedApp } from './uws';
+import { writeBody } from './reply';
+import { CONTENT_TYPE } from '../metrics/format';
+import type { PwsMetrics } from '../metrics/pws-metrics';
+import type { HttpResponse, TemplatedApp } from '../uws';
 
 // Below this size gzip saves the scraper less than it costs us: a body that fits TCP's initial
 // congestion window (10 segments of 1460 bytes, RFC 6928) arrives in one round trip anyway.

@@ -1,6 +1,6 @@
-import type { WebSocket } from './uws';
-import type { AppState } from './apps';
-import { PusherError } from './errors';
+import type { WebSocket } from '../uws';
+import type { AppState } from '../apps';
+import { PusherError } from '../protocol/errors';
 
 /**
  * Per-socket state, kept to seven fields that hold nothing of their own until used: uWS copies them

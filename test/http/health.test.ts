@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { totalmem } from 'node:os';
-import { startServer, type TestServer } from './helpers/server';
+import { startServer, type TestServer } from '../helpers/server';
 
 async function get(s: TestServer, path: string): Promise<{ status: number; contentType: string | null; text: string }> {
   const res = await fetch(s.url(path));

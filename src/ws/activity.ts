@@ -1,9 +1,9 @@
-import type { Apps } from './apps';
-import { clock, clockUnits } from './clock';
-import { ErrorCode } from './errors';
-import type { FanOut } from './fan-out';
-import type { Options } from './options';
-import { PING_FRAME } from './protocol';
+import type { Apps } from '../apps';
+import { clock, clockUnits } from '../clock';
+import { ErrorCode } from '../protocol/errors';
+import type { FanOut } from '../adapter/fan-out';
+import type { Options } from '../options';
+import { PING_FRAME } from '../protocol/frames';
 
 /**
  * One timer for all sockets (not one per socket): pings sockets silent past the activity timeout,

@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import Pusher from 'pusher';
-import { APP, connected, drained, eventually, nextEvent, type RawSocket, startServer, subscribed, type TestServer } from './helpers/server';
+import { APP, connected, drained, eventually, nextEvent, type RawSocket, startServer, subscribed, type TestServer } from '../helpers/server';
 
 function sign(text: string): string {
   return createHmac('sha256', APP.secret).update(text).digest('hex');

@@ -1,5 +1,5 @@
-import { HttpError } from './errors';
-import type { HttpResponse } from './uws';
+import { HttpError } from '../protocol/errors';
+import type { HttpResponse } from '../uws';
 
 /**
  * Reads a request body of at most `limit` bytes. Over the limit (by Content-Length or by what

@@ -1,6 +1,6 @@
 import { totalmem } from 'node:os';
-import { statusLine, writeBody, writeJson } from './http-reply';
-import type { TemplatedApp } from './uws';
+import { statusLine, writeBody, writeJson } from './reply';
+import type { TemplatedApp } from '../uws';
 
 /** Share of system memory held by this process, in percent (what /accept-traffic compares). */
 export function memoryUsedPercent(): number {

@@ -1,8 +1,8 @@
-import type { AppState } from './apps';
-import type { PwsMetrics } from './metrics/pws-metrics';
-import { errorFrame } from './protocol';
-import type { Socket } from './socket';
-import type { TemplatedApp } from './uws';
+import type { AppState } from '../apps';
+import type { PwsMetrics } from '../metrics/pws-metrics';
+import { errorFrame } from '../protocol/frames';
+import type { Socket } from '../ws/socket';
+import type { TemplatedApp } from '../uws';
 
 // uWS send() result meaning the frame was dropped for backpressure, not written.
 const DROPPED = 2;

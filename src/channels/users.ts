@@ -1,10 +1,10 @@
-import type { AppState } from './apps';
-import { ErrorCode, PusherError } from './errors';
-import type { FanOut } from './fan-out';
-import { requireString, signinSuccess } from './protocol';
-import { socketAuthValid } from './signatures';
-import type { Socket } from './socket';
-import { socketId } from './socket-table';
+import type { AppState } from '../apps';
+import { ErrorCode, PusherError } from '../protocol/errors';
+import type { FanOut } from '../adapter/fan-out';
+import { requireString, signinSuccess } from '../protocol/frames';
+import { socketAuthValid } from '../protocol/signatures';
+import type { Socket } from '../ws/socket';
+import { socketId } from '../ws/socket-table';
 
 /** The server-only channel that carries events sent to one user (`sendToUser`). */
 export function userChannel(userId: string): string {

@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import type PusherJs from 'pusher-js';
-import { APP, connected, drained, eventually, type RawSocket, startServer, type TestServer } from './helpers/server';
+import { APP, connected, drained, eventually, type RawSocket, startServer, type TestServer } from '../helpers/server';
 
 
 /** A connected pusher-js client signed in as `user`, with every frame and connection error it got. */

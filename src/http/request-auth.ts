@@ -1,6 +1,6 @@
-import type { AppConfig } from './options';
-import { HttpError } from './errors';
-import { md5, sign, signaturesEqual } from './signatures';
+import type { AppConfig } from '../options';
+import { HttpError } from '../protocol/errors';
+import { md5, sign, signaturesEqual } from '../protocol/signatures';
 
 /** How far `auth_timestamp` may be from this server's clock, as Pusher allows. */
 export const MAX_CLOCK_SKEW_SECONDS = 600;

@@ -2,7 +2,7 @@
 // PusherError; the encoders produce the exact frames Pusher clients parse.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PusherError } from '../src/errors';
+import { PusherError } from '../../src/protocol/errors';
 import {
   PING_FRAME,
   PONG_FRAME,
@@ -17,7 +17,7 @@ import {
   signinSuccess,
   subscriptionErrorFrame,
   subscriptionSucceeded,
-} from '../src/protocol';
+} from '../../src/protocol/frames';
 
 /** Asserts that `fn` throws a PusherError with code null (a frame error, the socket stays open) and this message. */
 function refused(fn: () => unknown, message: string): void {

@@ -7,9 +7,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import { APP_FAMILIES, appValues, parseExposition, rawGet, sampleValue, scrape } from './helpers/exposition';
-import { APP, connected, eventually, startServer } from './helpers/server';
-import { freePort, missingToolSkip, runPromtoolCheckMetrics, startPrometheus } from './helpers/services';
+import { APP_FAMILIES, appValues, parseExposition, rawGet, sampleValue, scrape } from '../helpers/exposition';
+import { APP, connected, eventually, startServer } from '../helpers/server';
+import { freePort, missingToolSkip, runPromtoolCheckMetrics, startPrometheus } from '../helpers/services';
 
 const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 

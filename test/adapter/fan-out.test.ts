@@ -9,9 +9,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type Pusher from 'pusher';
-import { appValues, scrape, type AppFamily } from './helpers/exposition';
-import { APP, connected, eventually, startServer, type RawSocket, type TestServer } from './helpers/server';
-import { freePort } from './helpers/services';
+import { appValues, scrape, type AppFamily } from '../helpers/exposition';
+import { APP, connected, eventually, startServer, type RawSocket, type TestServer } from '../helpers/server';
+import { freePort } from '../helpers/services';
 
 const APP_ONE = { ...APP, enableClientMessages: true };
 const APP_TWO = { id: 'app-two', key: 'key-two', secret: 'secret-two', enableClientMessages: true, maxConnections: 2 };
