@@ -5,29 +5,8 @@ import type { Options } from '../options';
 import { memberAdded, memberRemoved, optionalString, requireString, subscriptionSucceeded } from '../protocol/frames';
 import { socketAuthValid } from '../protocol/signatures';
 import type { Socket } from '../ws/socket';
+import { USER_CHANNEL_PREFIX, channelKind, userChannel, validChannelName } from '../protocol/channel-names';
 import { socketId } from '../ws/socket-table';
-import { userChannel } from './users';
-
-const USER_CHANNEL_PREFIX = userChannel('');
-
-/** The four channel types; the name's prefix decides. */
-export type ChannelKind = 'public' | 'private' | 'presence' | 'encrypted';
-
-export function channelKind(name: string): ChannelKind {
-  if (name.startsWith('private-encrypted-')) return 'encrypted';
-  if (name.startsWith('private-')) return 'private';
-  if (name.startsWith('presence-')) return 'presence';
-  return 'public';
-}
-
-// Pusher's channel name alphabet; '#' is reserved for server channels such as #server-to-user-*.
-const CHANNEL_NAME = /^[-a-zA-Z0-9_=@,.;]+$/;
-
-/** True when `name` is a channel a client may subscribe to and an API call may target. */
-export function validChannelName(name: string, maxLength: number): boolean {
-  return name.length <= maxLength && CHANNEL_NAME.test(name);
-}
-
 /** Serialized presence state sent in subscription_succeeded: `{presence:{ids,hash,count}}`. */
 export function presenceData(members: Map<string, Member>): string {
   const ids: string[] = [];

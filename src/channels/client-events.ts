@@ -1,4 +1,4 @@
-import { channelKind } from './channels';
+import { channelKind } from '../protocol/channel-names';
 import { ErrorCode, PusherError } from '../protocol/errors';
 import type { FanOut } from '../adapter/fan-out';
 import type { Options } from '../options';

@@ -4,15 +4,8 @@ import type { FanOut } from '../adapter/fan-out';
 import { requireString, signinSuccess } from '../protocol/frames';
 import { socketAuthValid } from '../protocol/signatures';
 import type { Socket } from '../ws/socket';
+import { userChannel } from '../protocol/channel-names';
 import { socketId } from '../ws/socket-table';
-
-/** The server-only channel that carries events sent to one user (`sendToUser`). */
-export function userChannel(userId: string): string {
-  return USER_CHANNEL_PREFIX + userId;
-}
-
-/** Prefix of the per-user server channels; '#' keeps them out of the client channel alphabet. */
-export const USER_CHANNEL_PREFIX = '#server-to-user-';
 
 /** User sign-in (`pusher:signin`), per-user delivery and terminating a user's connections. */
 export class Users {

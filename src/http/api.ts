@@ -1,5 +1,5 @@
 import type { AppState, Apps } from '../apps';
-import { channelKind, validChannelName } from '../channels/channels';
+import { channelKind, isUserChannel, validChannelName } from '../protocol/channel-names';
 import { HttpError } from '../protocol/errors';
 import type { FanOut } from '../adapter/fan-out';
 import { readBody } from './body';
@@ -9,7 +9,7 @@ import type { PwsMetrics } from '../metrics/pws-metrics';
 import type { Options } from '../options';
 import { eventFrame } from '../protocol/frames';
 import { verifyRequest } from './request-auth';
-import { USER_CHANNEL_PREFIX, type Users } from '../channels/users';
+import type { Users } from '../channels/users';
 import type { HttpRequest, HttpResponse, TemplatedApp } from '../uws';
 
 /** What the REST API needs from the rest of the server. */
@@ -185,10 +185,6 @@ function validateEvent(options: Options, raw: unknown, where: string, allowMany:
   }
   if (info !== undefined && typeof info !== 'string') throw new HttpError(400, `${where}: "info" must be a comma-separated string`);
   return { name, data, channels: names, socketId, info: parseInfo(info) };
-}
-
-function isUserChannel(name: string): boolean {
-  return name.startsWith(USER_CHANNEL_PREFIX) && name.length > USER_CHANNEL_PREFIX.length;
 }
 
 function parseInfo(info: string | undefined | null): string[] {
