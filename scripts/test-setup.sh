@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares everything `npm test` needs (run by npm's "pretest", from the repo root):
 #   1. npm dependencies (when node_modules is missing or older than package.json / package-lock.json);
-#   2. the Debian packages `prometheus` (prometheus + promtool) and `prometheus-pushgateway`
+#   2. the Debian packages `prometheus` (prometheus + promtool), `prometheus-pushgateway`,
+#      `redis-server` and `redis-tools` (redis-cli)
 #      (as root with apt-get, else with `sudo -n`, else a message: tests then skip, except under CI=true);
 #   3. a fresh TypeScript build into dist/.
 # Quiet when everything is already present; a warm run takes a few seconds (mostly tsc).
@@ -30,8 +31,8 @@ if need_npm_install; then
 fi
 
 # ---------------------------------------------------------------- 2. Debian packages
-DEB_PACKAGES=(prometheus prometheus-pushgateway)
-DEB_TOOLS=(prometheus promtool prometheus-pushgateway)
+DEB_PACKAGES=(prometheus prometheus-pushgateway redis-server redis-tools)
+DEB_TOOLS=(prometheus promtool prometheus-pushgateway redis-server redis-cli)
 
 have_tool() {
   command -v "$1" >/dev/null 2>&1 || [ -x "/usr/bin/$1" ] || [ -x "/usr/sbin/$1" ] || [ -x "/usr/local/bin/$1" ]
@@ -65,7 +66,7 @@ apt_update() {
 }
 
 # The packages' maintainer scripts try to start their daemons via invoke-rc.d, which fails or
-# leaves stray daemons on :9090/:9091 in a container without systemd. A policy-rc.d that exits
+# leaves stray daemons on :9090/:9091/:6379 in a container without systemd. A policy-rc.d that exits
 # 101 makes invoke-rc.d skip starting them; we only add one (and remove it after) if none exists.
 POLICY_RC=/usr/sbin/policy-rc.d
 POLICY_RC_ADDED=0
@@ -86,25 +87,68 @@ remove_policy_rc() {
 
 # Stop a packaged daemon if the install started one anyway (our tests start their own
 # instances on free loopback ports and must not collide with, or depend on, these).
+# One line per daemon: name (also its systemd unit), pid file, binary.
+PACKAGED_DAEMONS=(
+  "prometheus /run/prometheus/prometheus.pid /usr/bin/prometheus"
+  "prometheus-pushgateway /run/prometheus/prometheus-pushgateway.pid /usr/bin/prometheus-pushgateway"
+  "redis-server /run/redis/redis-server.pid /usr/bin/redis-server"
+)
+
+have_systemd() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; }
+
+# Pid of the packaged daemon from its pid file, if that process runs the package's binary
+# (compared after resolving links: Debian's /usr/bin/redis-server links to redis-check-rdb).
+daemon_pid() {
+  local pidfile="$1" bin="$2" pid exe want
+  [ -r "$pidfile" ] || return 0
+  pid="$(cat "$pidfile" 2>/dev/null || true)"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 0
+  exe="$(readlink -f "/proc/$pid/exe" 2>/dev/null || true)"
+  want="$(readlink -f "$bin" 2>/dev/null || echo "$bin")"
+  [ -n "$exe" ] && [ "$exe" = "$want" ] && echo "$pid"
+  return 0
+}
+
+daemon_running() {
+  local name="$1" pidfile="$2" bin="$3"
+  if have_systemd && systemctl is-active --quiet "$name" 2>/dev/null; then return 0; fi
+  [ -n "$(daemon_pid "$pidfile" "$bin")" ]
+}
+
+# Names of the packaged daemons running before the install: those are the user's, left alone.
+DAEMONS_BEFORE=" "
+note_running_daemons() {
+  local entry name pidfile bin
+  DAEMONS_BEFORE=" "
+  for entry in "${PACKAGED_DAEMONS[@]}"; do
+    read -r name pidfile bin <<<"$entry"
+    if daemon_running "$name" "$pidfile" "$bin"; then DAEMONS_BEFORE+="$name "; fi
+  done
+}
+
 stop_packaged_daemons() {
-  local name pidfile pid exe
-  for name in prometheus prometheus-pushgateway; do
-    pidfile="/run/prometheus/$name.pid"
-    [ -r "$pidfile" ] || continue
-    pid="$(cat "$pidfile" 2>/dev/null || true)"
-    [[ "$pid" =~ ^[0-9]+$ ]] || continue
-    exe="$(readlink "/proc/$pid/exe" 2>/dev/null || true)"
-    if [ "$exe" = "/usr/bin/$name" ]; then
+  local entry name pidfile bin pid
+  for entry in "${PACKAGED_DAEMONS[@]}"; do
+    read -r name pidfile bin <<<"$entry"
+    [[ "$DAEMONS_BEFORE" == *" $name "* ]] && continue
+    # Under systemd (Restart=always for redis-server), kill would only get it restarted: stop the unit.
+    if have_systemd && systemctl is-active --quiet "$name" 2>/dev/null; then
+      log "stopping the $name service started by the package install"
+      "${AS_ROOT[@]}" systemctl stop "$name" 2>/dev/null || true
+    fi
+    pid="$(daemon_pid "$pidfile" "$bin")"
+    if [ -n "$pid" ]; then
       log "stopping the $name daemon (pid $pid) started by the package install"
       "${AS_ROOT[@]}" kill "$pid" 2>/dev/null || true
       for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
       "${AS_ROOT[@]}" kill -9 "$pid" 2>/dev/null || true
+      "${AS_ROOT[@]}" rm -f "$pidfile" 2>/dev/null || true
     fi
-    "${AS_ROOT[@]}" rm -f "$pidfile" 2>/dev/null || true
   done
 }
 
 install_debian_packages() {
+  note_running_daemons
   add_policy_rc
   trap remove_policy_rc EXIT
   local rc=0

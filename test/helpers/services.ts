@@ -41,7 +41,8 @@ function installHooks(): void {
   }
 }
 
-function track(child: ChildProcess): void {
+/** Registers a child so the exit hooks kill it; unrefs it so a forgotten one does not keep the process alive. */
+export function track(child: ChildProcess): void {
   installHooks();
   live.add(child);
   child.once('exit', () => live.delete(child));
@@ -49,7 +50,8 @@ function track(child: ChildProcess): void {
   child.unref();
 }
 
-async function killChild(child: ChildProcess, graceMs = 5000): Promise<void> {
+/** SIGTERM, then SIGKILL after graceMs; resolves once the child has exited. */
+export async function killChild(child: ChildProcess, graceMs = 5000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) {
     live.delete(child);
     return;
@@ -93,11 +95,12 @@ export function freePort(): Promise<number> {
   });
 }
 
-function sleep(ms: number): Promise<void> {
+export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-function tail(file: string, maxChars = 4000): string {
+/** The last maxChars characters of a (log) file; empty when unreadable. */
+export function tail(file: string, maxChars = 4000): string {
   try {
     const s = fs.readFileSync(file, 'utf8');
     return s.length > maxChars ? '…' + s.slice(-maxChars) : s;
@@ -111,14 +114,14 @@ async function httpGet(url: string, timeoutMs = 5000): Promise<{ status: number;
   return { status: res.status, body: await res.text() };
 }
 
-interface Spawned {
+export interface Spawned {
   child: ChildProcess;
   dir: string;
   logFile: string;
 }
 
 /** Spawns `bin args` with stdout/stderr going to a log file in `dir`; tracked for cleanup. */
-function spawnService(bin: string, args: string[], dir: string): Spawned {
+export function spawnService(bin: string, args: string[], dir: string): Spawned {
   const logFile = path.join(dir, 'service.log');
   const fd = fs.openSync(logFile, 'a');
   try {
@@ -159,11 +162,11 @@ async function waitReady(s: Spawned, url: string, name: string, timeoutMs = 3000
   throw new Error(`${name} not ready at ${url} after ${timeoutMs} ms (${last}):\n${tail(s.logFile)}`);
 }
 
-function mkTemp(prefix: string): string {
+export function mkTemp(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-function rmTemp(dir: string): void {
+export function rmTemp(dir: string): void {
   try {
     fs.rmSync(dir, { recursive: true, force: true });
   } catch {
