@@ -13,11 +13,13 @@ export interface Channel {
   subscriptions: number;
   /** Presence channels only: user id → member. */
   members: Map<string, Member> | null;
+  /** Until the cluster confirms this node receives the channel: subscribers wait for it before they are confirmed. */
+  listening: Promise<void> | null;
 }
 
 /** One app's configuration and live state on this node. */
 export class AppState {
-  /** Topics are namespaced by this prefix so two apps' channels of one name never meet. */
+  /** uWS topics are namespaced by this prefix so two apps' channels of one name never meet (see FanOut). */
   readonly topicPrefix: string;
   /** The app's series slot in every metrics family; -1 when metrics are off. */
   metricsSlot = -1;
@@ -34,10 +36,6 @@ export class AppState {
   ) {
     this.topicPrefix = `${index}|`;
     this.awaitingSignin = config.userAuthentication ? new Map() : null;
-  }
-
-  topic(channel: string): string {
-    return this.topicPrefix + channel;
   }
 }
 

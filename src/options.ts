@@ -7,7 +7,7 @@ export interface AppConfig {
   id: string;
   key: string;
   secret: string;
-  /** Concurrent connections allowed on this node; -1 for no limit. */
+  /** Concurrent connections allowed (cluster-wide with the Redis adapter); -1 for no limit. */
   maxConnections: number;
   enableClientMessages: boolean;
   enabled: boolean;
@@ -47,13 +47,31 @@ export interface Options {
   pushgatewayJob: string;
   pushgatewayInstance: string;
   pushgatewayDeleteOnShutdown: boolean;
+  adapterDriver: AdapterDriver;
+  adapterNodeTimeoutMs: number;
+  redisUrl: string;
+  redisHost: string;
+  redisPort: number;
+  redisUsername: string;
+  redisPassword: string;
+  redisDb: number;
+  redisTls: boolean;
+  redisKeyPrefix: string;
+  redisClusterNodes: string;
+  redisSentinels: string;
+  redisSentinelName: string;
+  redisSentinelPassword: string;
 }
+
+/** Valid values of ADAPTER_DRIVER. */
+export const ADAPTER_DRIVERS = ['local', 'redis'] as const;
+export type AdapterDriver = (typeof ADAPTER_DRIVERS)[number];
 
 /** Valid values of METRICS_DRIVER. */
 export const METRICS_DRIVERS = ['prometheus', 'pushgateway'] as const;
 export type MetricsDriver = (typeof METRICS_DRIVERS)[number];
 
-type Kind = 'int' | 'percent' | 'bool' | 'string' | 'url' | 'driver';
+type Kind = 'int' | 'percent' | 'bool' | 'string' | 'url' | 'driver' | 'adapter';
 
 interface Spec {
   env: string;
@@ -76,7 +94,7 @@ export const OPTION_SPECS: readonly Spec[] = [
   { env: 'DEFAULT_APP_ID', key: 'app.id', kind: 'string', default: 'app-id', help: 'ID of the default app (used when the config file has no apps).' },
   { env: 'DEFAULT_APP_KEY', key: 'app.key', kind: 'string', default: 'app-key', help: 'Key of the default app.' },
   { env: 'DEFAULT_APP_SECRET', key: 'app.secret', kind: 'string', default: 'app-secret', help: 'Secret of the default app.' },
-  { env: 'DEFAULT_APP_MAX_CONNS', key: 'app.maxConnections', kind: 'int', default: '-1', min: -1, help: 'Connections the default app may hold on this node; -1 for no limit.' },
+  { env: 'DEFAULT_APP_MAX_CONNS', key: 'app.maxConnections', kind: 'int', default: '-1', min: -1, help: 'Connections the default app may hold (on every node together with ADAPTER_DRIVER=redis); -1 for no limit.' },
   { env: 'DEFAULT_APP_ENABLE_CLIENT_MESSAGES', key: 'app.enableClientMessages', kind: 'bool', default: 'false', help: 'Allow client-* events on private and presence channels.' },
   { env: 'DEFAULT_APP_ENABLED', key: 'app.enabled', kind: 'bool', default: 'true', help: 'Accept connections for the default app.' },
   { env: 'DEFAULT_APP_USER_AUTHENTICATION', key: 'app.userAuthentication', kind: 'bool', default: 'false', help: 'Require pusher:signin within USER_AUTHENTICATION_TIMEOUT.' },
@@ -106,6 +124,20 @@ export const OPTION_SPECS: readonly Spec[] = [
   { env: 'METRICS_PUSHGATEWAY_JOB', key: 'pushgatewayJob', kind: 'string', default: 'pws', help: 'Pushgateway job label.' },
   { env: 'METRICS_PUSHGATEWAY_INSTANCE', key: 'pushgatewayInstance', kind: 'string', default: '<hostname>:<port>', help: 'Pushgateway instance label.' },
   { env: 'METRICS_PUSHGATEWAY_DELETE_ON_SHUTDOWN', key: 'pushgatewayDeleteOnShutdown', kind: 'bool', default: 'false', help: "Delete the node's group from the Pushgateway on shutdown instead of a last push." },
+  { env: 'ADAPTER_DRIVER', key: 'adapterDriver', kind: 'adapter', default: 'local', help: 'local: one node, no external service. redis: many nodes act as one server, sharing channels, presence and connection counts through Redis 7+ (docs/scaling.md).' },
+  { env: 'ADAPTER_NODE_TIMEOUT', key: 'adapterNodeTimeoutMs', kind: 'int', default: '10000', min: 1000, help: 'Milliseconds without a heartbeat after which a node counts as dead and another node removes its connections from channels and presence; nodes beat every quarter of it.' },
+  { env: 'REDIS_URL', key: 'redisUrl', kind: 'string', default: '', help: 'redis[s]://[[user][:password]@]host[:port][/db] of the Redis server, instead of the DB_REDIS_HOST, PORT, USERNAME, PASSWORD, DB and TLS options.' },
+  { env: 'DB_REDIS_HOST', key: 'redisHost', kind: 'string', default: '127.0.0.1', help: 'Redis host (ADAPTER_DRIVER=redis).' },
+  { env: 'DB_REDIS_PORT', key: 'redisPort', kind: 'int', default: '6379', min: 1, max: 65535, help: 'Redis port.' },
+  { env: 'DB_REDIS_USERNAME', key: 'redisUsername', kind: 'string', default: '', help: 'Redis ACL user name.' },
+  { env: 'DB_REDIS_PASSWORD', key: 'redisPassword', kind: 'string', default: '', help: 'Redis password.' },
+  { env: 'DB_REDIS_DB', key: 'redisDb', kind: 'int', default: '0', min: 0, help: 'Redis database number (a Redis Cluster has only 0).' },
+  { env: 'DB_REDIS_TLS', key: 'redisTls', kind: 'bool', default: 'false', help: 'Connect to Redis over TLS.' },
+  { env: 'DB_REDIS_KEY_PREFIX', key: 'redisKeyPrefix', kind: 'string', default: 'pws', help: 'Prefix of every Redis key and pub/sub channel, so several clusters can share one Redis.' },
+  { env: 'DB_REDIS_CLUSTER_NODES', key: 'redisClusterNodes', kind: 'string', default: '', help: 'Comma-separated host:port of some Redis Cluster nodes: connect to that Redis Cluster (routing uses sharded pub/sub).' },
+  { env: 'DB_REDIS_SENTINELS', key: 'redisSentinels', kind: 'string', default: '', help: 'Comma-separated host:port of Redis Sentinels: connect to the master they name DB_REDIS_SENTINEL_NAME, and follow failovers.' },
+  { env: 'DB_REDIS_SENTINEL_NAME', key: 'redisSentinelName', kind: 'string', default: 'mymaster', help: 'Name of the master the Sentinels watch.' },
+  { env: 'DB_REDIS_SENTINEL_PASSWORD', key: 'redisSentinelPassword', kind: 'string', default: '', help: 'Password of the Sentinels themselves.' },
 ];
 
 const APP_FIELDS: Record<keyof AppConfig, Kind> = {
@@ -155,6 +187,7 @@ export function loadOptions(env: NodeJS.ProcessEnv = process.env, configPath?: s
   }
   if (out.pushgatewayInstance === undefined) out.pushgatewayInstance = `${hostname()}:${out.port}`;
   checkTlsFiles(out.sslCert as string, out.sslKey as string);
+  checkRedis(out);
   const fileApps = file.apps;
   out.apps = fileApps === undefined ? [defaultApp as unknown as AppConfig] : parseApps(fileApps, configPath!, defaultApp);
   return out as unknown as Options;
@@ -171,6 +204,28 @@ function checkTlsFiles(cert: string, key: string): void {
       throw new OptionsError(`${name}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? err})`);
     }
   }
+}
+
+// One way to reach Redis, in a form the client takes; checked even with the local adapter, so a
+// typo is found before the switch to redis.
+function checkRedis(out: Record<string, unknown>): void {
+  const url = out.redisUrl as string;
+  const ways = [url !== '' && 'REDIS_URL', out.redisClusterNodes !== '' && 'DB_REDIS_CLUSTER_NODES', out.redisSentinels !== '' && 'DB_REDIS_SENTINELS'].filter(Boolean);
+  if (ways.length > 1) throw new OptionsError(`${ways[1]}: set only one of REDIS_URL, DB_REDIS_CLUSTER_NODES and DB_REDIS_SENTINELS`);
+  if (url !== '' && !/^rediss?:\/\/[^\s]+$/.test(url)) throw new OptionsError(`REDIS_URL: expected redis://… or rediss://…, got ${JSON.stringify(url)}`);
+  if (out.redisClusterNodes !== '') parseHostPorts(out.redisClusterNodes as string, 'DB_REDIS_CLUSTER_NODES');
+  if (out.redisSentinels !== '') parseHostPorts(out.redisSentinels as string, 'DB_REDIS_SENTINELS');
+  if (out.redisKeyPrefix === '') throw new OptionsError('DB_REDIS_KEY_PREFIX: must not be empty');
+}
+
+/** Parses `host:port,host:port` (DB_REDIS_CLUSTER_NODES, DB_REDIS_SENTINELS). */
+export function parseHostPorts(list: string, option: string): { host: string; port: number }[] {
+  return list.split(',').map((entry) => {
+    const match = /^\s*\[?([^\]\s]+?)\]?:(\d{1,5})\s*$/.exec(entry);
+    const port = match ? Number(match[2]) : 0;
+    if (match === null || port < 1 || port > 65535) throw new OptionsError(`${option}: expected host:port[,host:port…], got ${JSON.stringify(entry)}`);
+    return { host: match[1], port };
+  });
 }
 
 function readConfigFile(path: string): Source {
@@ -265,6 +320,11 @@ function parseValue(raw: unknown, kind: Kind, origin: string, min?: number, max?
     case 'driver':
       if (typeof text !== 'string' || !(METRICS_DRIVERS as readonly string[]).includes(text)) {
         throw new OptionsError(`${origin}: unknown metrics driver ${JSON.stringify(raw)} (valid: ${METRICS_DRIVERS.join(', ')})`);
+      }
+      return text;
+    case 'adapter':
+      if (typeof text !== 'string' || !(ADAPTER_DRIVERS as readonly string[]).includes(text)) {
+        throw new OptionsError(`${origin}: unknown adapter driver ${JSON.stringify(raw)} (valid: ${ADAPTER_DRIVERS.join(', ')})`);
       }
       return text;
   }

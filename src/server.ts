@@ -1,6 +1,11 @@
 import { ActivityMonitor } from './ws/activity';
 import { Apps } from './apps';
+import type { Broadcaster, ChannelState } from './adapter/adapter';
+import { LocalChannelState } from './adapter/local-state';
+import type { RedisAdapter } from './cluster/redis-adapter';
 import { Channels } from './channels/channels';
+import { ChannelEventLog } from './channels/event-log';
+import { channelEventsOf } from './channels/events';
 import { ErrorCode, PusherError } from './protocol/errors';
 import { FanOut } from './adapter/fan-out';
 import { MemoryWatch, registerHealth } from './http/health';
@@ -26,7 +31,7 @@ export class Server {
   private readonly metricsApp: TemplatedApp | null = null;
   private readonly pushgateway: PushgatewayDriver | null = null;
   private readonly fanOut: FanOut;
-  private readonly users: Users;
+  private readonly cluster: RedisAdapter | null;
   private activity: ActivityMonitor | null = null;
   private memory: MemoryWatch | null = null;
   private listenSockets: us_listen_socket[] = [];
@@ -48,20 +53,28 @@ export class Server {
     if (this.metrics !== null) for (const app of this.apps.all()) app.metricsSlot = this.metrics.appSlot(app.config.id);
     if (this.metrics !== null && options.metricsDriver === 'pushgateway') this.pushgateway = new PushgatewayDriver(this.metrics, options, this.log);
     this.fanOut = new FanOut(this.app, this.metrics);
-    this.users = new Users(this.fanOut);
-    const channels = new Channels(options, this.fanOut);
+    const events = channelEventsOf(options.debug ? [new ChannelEventLog(this.log)] : []);
+    // The local adapter is the FanOut and this node's own counts: no connection, no extra work.
+    this.cluster = options.adapterDriver === 'redis' ? new (loadRedisAdapter())(options, this.apps, this.fanOut, events, this.metrics, this.log) : null;
+    const broadcaster: Broadcaster = this.cluster?.broadcaster ?? this.fanOut;
+    const state: ChannelState = this.cluster?.state ?? new LocalChannelState();
+    const users = new Users(this.fanOut, broadcaster);
+    const channels = new Channels({ options, fanOut: this.fanOut, broadcaster, state, events, log: this.log });
 
     this.app.ws('/app/:key', wsBehavior({
       apps: this.apps,
       options,
       fanOut: this.fanOut,
+      broadcaster,
+      state,
+      events,
       channels,
-      users: this.users,
+      users,
       metrics: this.metrics,
       log: this.log,
       admissionRefusal: () => this.admissionRefusal(),
     }));
-    registerHttpApi(this.app, { apps: this.apps, options, fanOut: this.fanOut, users: this.users, metrics: this.metrics, log: this.log });
+    registerHttpApi(this.app, { apps: this.apps, options, broadcaster, state, metrics: this.metrics, log: this.log });
     registerHealth(this.app, { closing: () => this.closing, memoryThresholdPercent: options.acceptTrafficMemoryThreshold });
     if (this.metrics !== null && options.metricsServerPort !== 0) {
       this.metricsApp = uws.App();
@@ -86,6 +99,7 @@ export class Server {
     if (this.metricsApp !== null) {
       this.metricsPort = await listen(this.metricsApp, this.options.host, this.options.metricsServerPort, this.listenSockets, 'METRICS_SERVER_PORT');
     }
+    await this.cluster?.start();
     this.activity = new ActivityMonitor(this.apps, this.options, this.fanOut);
     this.memory = new MemoryWatch(this.options.acceptTrafficMemoryThreshold);
     this.pushgateway?.start();
@@ -120,6 +134,7 @@ export class Server {
     this.listenSockets = [];
     this.app.close();
     this.metricsApp?.close();
+    await this.cluster?.stop();
     // After the sockets closed: the last push shows the final counts and zero connections.
     await this.pushgateway?.stop();
     this.metrics?.stop();
@@ -133,6 +148,11 @@ export class Server {
     }
     return null;
   }
+}
+
+// Loaded only for ADAPTER_DRIVER=redis: a single node never pays for the Redis client's code.
+function loadRedisAdapter(): typeof RedisAdapter {
+  return (require('./cluster/redis-adapter') as typeof import('./cluster/redis-adapter')).RedisAdapter;
 }
 
 function listen(app: TemplatedApp, host: string, port: number, sockets: us_listen_socket[], option: string): Promise<number> {

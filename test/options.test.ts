@@ -100,10 +100,25 @@ describe('environment variables', () => {
     }
   });
 
-  test('every string variable is read as given (SSL_CERT and SSL_KEY: see below)', () => {
-    for (const spec of byKind('string').filter((s) => s.env !== 'SSL_CERT' && s.env !== 'SSL_KEY')) {
+  // Checked forms: TLS files (below), Redis addresses (below).
+  const FORMED = ['SSL_CERT', 'SSL_KEY', 'REDIS_URL', 'DB_REDIS_CLUSTER_NODES', 'DB_REDIS_SENTINELS'];
+
+  test('every string variable is read as given (TLS files and Redis addresses: see below)', () => {
+    for (const spec of byKind('string').filter((s) => !FORMED.includes(s.env))) {
       assert.equal(valueOf(loadOptions({ [spec.env]: 'some value' }), spec), 'some value', spec.env);
     }
+  });
+
+  test('ADAPTER_DRIVER is local or redis; Redis is reached one way, in a form the client takes', () => {
+    assert.equal(loadOptions({}).adapterDriver, 'local');
+    assert.equal(loadOptions({ ADAPTER_DRIVER: 'redis' }).adapterDriver, 'redis');
+    refuses({ ADAPTER_DRIVER: 'nats' }, 'ADAPTER_DRIVER: unknown adapter driver "nats" (valid: local, redis)');
+    assert.equal(loadOptions({ REDIS_URL: 'rediss://u:p@h:6380/2' }).redisUrl, 'rediss://u:p@h:6380/2');
+    refuses({ REDIS_URL: 'http://h' }, 'REDIS_URL: expected redis://… or rediss://…, got "http://h"');
+    assert.equal(loadOptions({ DB_REDIS_CLUSTER_NODES: 'a:7000, b:7001' }).redisClusterNodes, 'a:7000, b:7001');
+    refuses({ DB_REDIS_CLUSTER_NODES: 'a:7000,b' }, 'DB_REDIS_CLUSTER_NODES: expected host:port[,host:port…], got "b"');
+    refuses({ DB_REDIS_SENTINELS: 'a:99999' }, 'DB_REDIS_SENTINELS: expected host:port[,host:port…], got "a:99999"');
+    refuses({ REDIS_URL: 'redis://h', DB_REDIS_SENTINELS: 'a:26379' }, 'DB_REDIS_SENTINELS: set only one of REDIS_URL, DB_REDIS_CLUSTER_NODES and DB_REDIS_SENTINELS');
   });
 
   test('HTTP_ACCEPT_TRAFFIC_MEMORY_THRESHOLD takes a decimal percentage above 0 and at most 100', () => {
@@ -269,6 +284,8 @@ describe('docs/configuration.md', () => {
         return 'http(s) URL';
       case 'driver':
         return 'prometheus or pushgateway';
+      case 'adapter':
+        return 'local or redis';
       default:
         return 'string';
     }

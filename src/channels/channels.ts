@@ -1,42 +1,47 @@
-import type { AppState, Channel, Member } from '../apps';
-import { PusherError, SubscriptionError } from '../protocol/errors';
+import type { AppState, Channel } from '../apps';
+import type { Broadcaster, ChannelState, JoinEdges, LeaveEdges } from '../adapter/adapter';
 import type { FanOut } from '../adapter/fan-out';
+import { settle } from '../adapter/settle';
+import type { Log } from '../log';
 import type { Options } from '../options';
-import { memberAdded, memberRemoved, optionalString, requireString, subscriptionSucceeded } from '../protocol/frames';
-import { socketAuthValid } from '../protocol/signatures';
-import type { Socket } from '../ws/socket';
 import { USER_CHANNEL_PREFIX, channelKind, userChannel, validChannelName } from '../protocol/channel-names';
-import { socketId } from '../ws/socket-table';
-/** Serialized presence state sent in subscription_succeeded: `{presence:{ids,hash,count}}`. */
-export function presenceData(members: Map<string, Member>): string {
-  const ids: string[] = [];
-  // No prototype: a user id such as "__proto__" must be a key like any other.
-  const hash: Record<string, unknown> = Object.create(null);
-  for (const [id, member] of members) {
-    ids.push(id);
-    hash[id] = member.info;
-  }
-  return JSON.stringify({ presence: { ids, hash, count: ids.length } });
+import { PusherError, SubscriptionError } from '../protocol/errors';
+import { memberAdded, memberRemoved, optionalString, presenceData, requireString, subscriptionErrorFrame, subscriptionSucceeded } from '../protocol/frames';
+import { socketAuthValid } from '../protocol/signatures';
+import { idOf, socketId, type Socket, type SocketData } from '../ws/socket';
+import type { ChannelEvents } from './events';
+
+/** What Channels needs from the rest of the server. */
+export interface ChannelsContext {
+  options: Options;
+  fanOut: FanOut;
+  broadcaster: Broadcaster;
+  state: ChannelState;
+  events: ChannelEvents | null;
+  log: Log;
 }
 
-/** Subscription rules: authorization, presence membership and its limits, and channel bookkeeping. */
+/**
+ * Subscription rules (authorization, presence membership and its limits) and this node's
+ * channel bookkeeping. Each change is reduced to this node's first and last here, and the
+ * ChannelState turns it into the cluster's edges. With Redis, a subscribe waits for that answer;
+ * every continuation checks the socket is still open before touching it.
+ */
 export class Channels {
-  constructor(
-    private readonly options: Options,
-    private readonly fanOut: FanOut,
-  ) {}
+  constructor(private readonly ctx: ChannelsContext) {}
 
   /** Handles `pusher:subscribe`. Throws PusherError for malformed frames, SubscriptionError for refusals. */
-  subscribe(ws: Socket, data: unknown): void {
+  subscribe(ws: Socket, data: unknown): void | Promise<void> {
     const socket = ws.getUserData();
     const app = socket.app;
+    const { options } = this.ctx;
     const name = requireString(data, 'channel', 'pusher:subscribe');
     if (name.startsWith(USER_CHANNEL_PREFIX)) {
       this.confirmUserChannel(ws, name);
       return;
     }
-    if (!validChannelName(name, this.options.channelMaxNameLength)) {
-      throw new PusherError(null, `Invalid channel name "${name.slice(0, 210)}": use at most ${this.options.channelMaxNameLength} of a-z A-Z 0-9 _ - = @ , . ;`);
+    if (!validChannelName(name, options.channelMaxNameLength)) {
+      throw new PusherError(null, `Invalid channel name "${name.slice(0, 210)}": use at most ${options.channelMaxNameLength} of a-z A-Z 0-9 _ - = @ , . ;`);
     }
     const kind = channelKind(name);
     const auth = optionalString(data, 'auth', 'pusher:subscribe');
@@ -54,17 +59,18 @@ export class Channels {
 
     if (socket.channels?.has(name)) {
       // Re-subscribing is harmless: confirm again without counting the socket twice.
-      const channel = app.channels.get(name)!;
-      this.fanOut.send(ws, subscriptionSucceeded(name, channel.members ? presenceData(channel.members) : '{}'));
-      return;
+      if (kind !== 'presence') {
+        this.ctx.fanOut.send(ws, subscriptionSucceeded(name, '{}'));
+        return;
+      }
+      return settle(this.ctx.state.members(app, name), (members) => {
+        if (socket.ended === null) this.ctx.fanOut.send(ws, subscriptionSucceeded(name, presenceData(members)));
+      });
     }
 
-    if (kind === 'presence') {
-      this.joinPresence(ws, app, name, channelData!);
-      return;
-    }
-    this.attach(ws, app, name, '', false);
-    this.fanOut.send(ws, subscriptionSucceeded(name, '{}'));
+    if (kind === 'presence') return this.joinPresence(ws, socket, name, channelData!);
+    const channel = this.attach(ws, socket, name, '');
+    return settle(listened(channel, this.ctx.state.join(app, name, false, null)), (edges) => this.joined(ws, socket, name, edges, '', undefined));
   }
 
   // pusher-js subscribes to its user's #server-to-user-<id> after sign-in. Sign-in already
@@ -74,10 +80,11 @@ export class Channels {
     if (userId === null || name !== userChannel(userId)) {
       throw new SubscriptionError(name, 'AuthError', `Only a socket signed in as that user may subscribe to ${name.slice(0, 210)}`, 403);
     }
-    this.fanOut.send(ws, subscriptionSucceeded(name, '{}'));
+    this.ctx.fanOut.send(ws, subscriptionSucceeded(name, '{}'));
   }
 
-  private joinPresence(ws: Socket, app: AppState, name: string, channelData: string): void {
+  private joinPresence(ws: Socket, socket: SocketData, name: string, channelData: string): void | Promise<void> {
+    const { options } = this.ctx;
     let parsed: unknown;
     try {
       parsed = JSON.parse(channelData);
@@ -89,69 +96,127 @@ export class Channels {
       throw new SubscriptionError(name, 'InvalidChannelData', 'channel_data must have a user_id string or number', 400);
     }
     const userId = String(userIdRaw);
-    const userInfo = (parsed as Record<string, unknown>).user_info;
-    const limitBytes = this.options.presenceMaxMemberSizeInKb * 1024;
-    if (userInfo !== undefined && Buffer.byteLength(JSON.stringify(userInfo)) > limitBytes) {
-      throw new SubscriptionError(name, 'LimitReached', `Presence member info is larger than ${this.options.presenceMaxMemberSizeInKb} KB`, 4100);
+    const info = (parsed as Record<string, unknown>).user_info ?? null;
+    if (info !== null && Buffer.byteLength(JSON.stringify(info)) > options.presenceMaxMemberSizeInKb * 1024) {
+      throw new SubscriptionError(name, 'LimitReached', `Presence member info is larger than ${options.presenceMaxMemberSizeInKb} KB`, 4100);
     }
-    const existing = app.channels.get(name)?.members;
-    if (existing !== undefined && existing !== null && !existing.has(userId) && existing.size >= this.options.presenceMaxMembers) {
-      throw new SubscriptionError(name, 'LimitReached', `Presence channel ${name} already has the maximum of ${this.options.presenceMaxMembers} members`, 4100);
+    const existing = socket.app.channels.get(name)?.members;
+    if (existing !== undefined && existing !== null && !existing.has(userId) && existing.size >= options.presenceMaxMembers) {
+      throw new SubscriptionError(name, 'LimitReached', presenceFull(name, options.presenceMaxMembers), 4100);
     }
 
-    const channel = this.attach(ws, app, name, userId, true);
+    const channel = this.attach(ws, socket, name, userId);
     const members = channel.members!;
     const member = members.get(userId);
-    if (member !== undefined) {
-      member.sockets++;
-    } else {
-      members.set(userId, { info: userInfo ?? null, sockets: 1 });
-      this.fanOut.publish(app, name, memberAdded(name, userId, userInfo ?? null), ws);
-    }
-    this.fanOut.send(ws, subscriptionSucceeded(name, presenceData(members)));
+    const first = member === undefined;
+    if (first) members.set(userId, { info, sockets: 1 });
+    else member.sockets++;
+    const join = this.ctx.state.join(socket.app, name, true, first ? { userId, info } : null);
+    return settle(listened(channel, join), (edges) => this.joined(ws, socket, name, edges, userId, info));
   }
 
-  private attach(ws: Socket, app: AppState, name: string, userId: string, presence: boolean): Channel {
-    const socket = ws.getUserData();
+  private joined(ws: Socket, socket: SocketData, name: string, edges: JoinEdges, userId: string, info: unknown): void {
+    const { fanOut, broadcaster, events } = this.ctx;
+    const app = socket.app;
+    if (edges.full) {
+      // Another node filled the channel meanwhile: the state counted the subscription but not
+      // the member, so an ordinary unsubscribe undoes it (unless the socket left already).
+      if (socket.ended !== null || socket.channels?.get(name) !== userId) return;
+      this.unsubscribeFrom(ws, socket, name)?.catch((err) => this.ctx.log.error(`leaving ${name} failed: ${(err as Error)?.stack ?? err}`));
+      fanOut.send(ws, subscriptionErrorFrame(name, 'LimitReached', presenceFull(name, this.ctx.options.presenceMaxMembers), 4100));
+      return;
+    }
+    if (edges.occupied) events?.occupied(app, name);
+    if (edges.memberAdded) {
+      broadcaster.publish(app, name, memberAdded(name, userId, info), idOf(socket));
+      events?.memberAdded(app, name, userId);
+    }
+    events?.subscriptionCount(app, name, edges.subscriptionCount);
+    if (socket.ended === null && socket.channels?.has(name)) {
+      fanOut.send(ws, subscriptionSucceeded(name, edges.members === null ? '{}' : presenceData(edges.members)));
+    }
+  }
+
+  private attach(ws: Socket, socket: SocketData, name: string, userId: string): Channel {
+    const app = socket.app;
     let channel = app.channels.get(name);
     if (channel === undefined) {
-      channel = { subscriptions: 0, members: presence ? new Map() : null };
-      app.channels.set(name, channel);
+      const entry: Channel = (channel = { subscriptions: 0, members: userId === '' ? null : new Map(), listening: null });
+      app.channels.set(name, entry);
+      const listening = this.ctx.broadcaster.listen(app, name);
+      if (listening !== undefined) {
+        const pending: Promise<void> = listening.then(() => {
+          if (entry.listening === pending) entry.listening = null;
+        });
+        entry.listening = pending;
+      }
     }
     channel.subscriptions++;
     (socket.channels ??= new Map()).set(name, userId);
-    ws.subscribe(app.topic(name));
+    this.ctx.fanOut.join(ws, app, name);
     return channel;
   }
 
   /** Handles `pusher:unsubscribe`; unknown channels are ignored, as Pusher does. */
-  unsubscribe(ws: Socket, data: unknown): void {
+  unsubscribe(ws: Socket, data: unknown): void | Promise<void> {
     const name = requireString(data, 'channel', 'pusher:unsubscribe');
     const socket = ws.getUserData();
     if (!socket.channels?.has(name)) return;
-    ws.unsubscribe(socket.app.topic(name));
-    this.detach(socket.app, name, socket.channels.get(name)!);
-    socket.channels.delete(name);
+    return this.unsubscribeFrom(ws, socket, name);
+  }
+
+  private unsubscribeFrom(ws: Socket, socket: SocketData, name: string): void | Promise<void> {
+    const userId = socket.channels!.get(name)!;
+    socket.channels!.delete(name);
+    this.ctx.fanOut.leave(ws, socket.app, name);
+    return this.detach(socket.app, name, userId);
   }
 
   /** Removes a closed socket from all its channels (uWS has already dropped its topics). */
   leaveAll(ws: Socket): void {
     const socket = ws.getUserData();
     if (socket.channels === null) return;
-    for (const [name, userId] of socket.channels) this.detach(socket.app, name, userId);
+    for (const [name, userId] of socket.channels) {
+      this.detach(socket.app, name, userId)?.catch((err) => this.ctx.log.error(`leaving ${name} failed: ${(err as Error)?.stack ?? err}`));
+    }
     socket.channels = null;
   }
 
-  private detach(app: AppState, name: string, userId: string): void {
+  private detach(app: AppState, name: string, userId: string): void | Promise<void> {
     const channel = app.channels.get(name);
     if (channel === undefined) return;
+    let lastOfUser = false;
     if (channel.members !== null) {
       const member = channel.members.get(userId);
       if (member !== undefined && --member.sockets === 0) {
         channel.members.delete(userId);
-        this.fanOut.publish(app, name, memberRemoved(name, userId));
+        lastOfUser = true;
       }
     }
-    if (--channel.subscriptions === 0) app.channels.delete(name);
+    if (--channel.subscriptions === 0) {
+      app.channels.delete(name);
+      this.ctx.broadcaster.unlisten(app, name);
+    }
+    return settle(this.ctx.state.leave(app, name, lastOfUser ? userId : null), (edges) => this.left(app, name, userId, edges));
   }
+
+  private left(app: AppState, name: string, userId: string, edges: LeaveEdges): void {
+    const { broadcaster, events } = this.ctx;
+    if (edges.memberRemoved) {
+      broadcaster.publish(app, name, memberRemoved(name, userId));
+      events?.memberRemoved(app, name, userId);
+    }
+    events?.subscriptionCount(app, name, edges.subscriptionCount);
+    if (edges.vacated) events?.vacated(app, name);
+  }
+}
+
+// The join's edges, once the node also receives the channel from other nodes: a subscriber
+// confirmed before that could miss an event published elsewhere right after.
+function listened(channel: Channel, join: JoinEdges | Promise<JoinEdges>): JoinEdges | Promise<JoinEdges> {
+  return channel.listening === null ? join : Promise.all([channel.listening, join]).then((both) => both[1]);
+}
+
+function presenceFull(name: string, max: number): string {
+  return `Presence channel ${name} already has the maximum of ${max} members`;
 }

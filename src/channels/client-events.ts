@@ -1,16 +1,25 @@
+import type { Broadcaster } from '../adapter/adapter';
+import type { Options } from '../options';
 import { channelKind } from '../protocol/channel-names';
 import { ErrorCode, PusherError } from '../protocol/errors';
-import type { FanOut } from '../adapter/fan-out';
-import type { Options } from '../options';
 import { eventFrame } from '../protocol/frames';
-import type { Socket } from '../ws/socket';
+import { socketId, type Socket } from '../ws/socket';
+import type { ChannelEvents } from './events';
 
 /**
  * Relays a `client-*` event from one socket to the other subscribers of its channel:
  * only on private and presence channels the sender has joined, only when the app allows client
  * messages, never echoed to the sender, tagged with `user_id` on presence channels.
  */
-export function relayClientEvent(ws: Socket, event: string, channel: string | undefined, data: unknown, options: Options, fanOut: FanOut): void {
+export function relayClientEvent(
+  ws: Socket,
+  event: string,
+  channel: string | undefined,
+  data: unknown,
+  options: Options,
+  broadcaster: Broadcaster,
+  events: ChannelEvents | null,
+): void {
   const socket = ws.getUserData();
   const app = socket.app;
   if (!app.config.enableClientMessages) throw new PusherError(ErrorCode.clientEventRejected, 'Client events are not enabled for this app');
@@ -24,5 +33,8 @@ export function relayClientEvent(ws: Socket, event: string, channel: string | un
   if (event.length > options.eventMaxNameLength) {
     throw new PusherError(ErrorCode.clientEventRejected, `Client event name is longer than ${options.eventMaxNameLength} characters`);
   }
-  fanOut.publish(app, channel, eventFrame(event, channel, data, kind === 'presence' ? userId : undefined), ws);
+  const id = socketId(ws);
+  const presenceUser = kind === 'presence' ? userId : undefined;
+  broadcaster.publish(app, channel, eventFrame(event, channel, data, presenceUser), id);
+  events?.clientEvent(app, channel, event, data, id, presenceUser);
 }

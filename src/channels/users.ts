@@ -1,18 +1,21 @@
-import type { AppState } from '../apps';
-import { ErrorCode, PusherError } from '../protocol/errors';
+import type { Broadcaster } from '../adapter/adapter';
 import type { FanOut } from '../adapter/fan-out';
+import { settle } from '../adapter/settle';
+import { userChannel } from '../protocol/channel-names';
+import { ErrorCode, PusherError } from '../protocol/errors';
 import { requireString, signinSuccess } from '../protocol/frames';
 import { socketAuthValid } from '../protocol/signatures';
-import type { Socket } from '../ws/socket';
-import { userChannel } from '../protocol/channel-names';
-import { socketId } from '../ws/socket-table';
+import { socketId, type Socket } from '../ws/socket';
 
-/** User sign-in (`pusher:signin`), per-user delivery and terminating a user's connections. */
+/** User sign-in (`pusher:signin`) and per-user delivery on the user's `#server-to-user-<id>` channel. */
 export class Users {
-  constructor(private readonly fanOut: FanOut) {}
+  constructor(
+    private readonly fanOut: FanOut,
+    private readonly broadcaster: Broadcaster,
+  ) {}
 
   /** Handles `pusher:signin`: verifies `HMAC(secret, "socket_id::user::user_data")` and binds the user. */
-  signIn(ws: Socket, data: unknown): void {
+  signIn(ws: Socket, data: unknown): void | Promise<void> {
     const socket = ws.getUserData();
     const app = socket.app;
     const auth = requireString(data, 'auth', 'pusher:signin');
@@ -31,31 +34,34 @@ export class Users {
     if (socket.userId !== null) this.forget(ws);
     socket.userId = id;
     let sockets = app.users.get(id);
-    if (sockets === undefined) app.users.set(id, (sockets = new Set()));
+    let listening: void | Promise<void> = undefined;
+    if (sockets === undefined) {
+      app.users.set(id, (sockets = new Set()));
+      listening = this.broadcaster.listen(app, userChannel(id));
+    }
     sockets.add(ws);
     app.awaitingSignin?.delete(ws);
-    ws.subscribe(app.topic(userChannel(id)));
-    this.fanOut.send(ws, signinSuccess(userData));
+    this.fanOut.join(ws, app, userChannel(id));
+    // Confirmed once events sent to the user from any node reach this one.
+    return settle(listening, () => {
+      if (socket.ended === null) this.fanOut.send(ws, signinSuccess(userData));
+    });
   }
 
   /** Drops a socket from its user's set (on close or re-sign-in). */
   forget(ws: Socket): void {
     const socket = ws.getUserData();
     if (socket.userId === null) return;
-    const sockets = socket.app.users.get(socket.userId);
+    const app = socket.app;
+    const sockets = app.users.get(socket.userId);
     if (sockets !== undefined) {
       sockets.delete(ws);
-      if (sockets.size === 0) socket.app.users.delete(socket.userId);
+      if (sockets.size === 0) {
+        app.users.delete(socket.userId);
+        this.broadcaster.unlisten(app, userChannel(socket.userId));
+      }
     }
-    if (socket.ended === null) ws.unsubscribe(socket.app.topic(userChannel(socket.userId)));
+    if (socket.ended === null) this.fanOut.leave(ws, app, userChannel(socket.userId));
     socket.userId = null;
-  }
-
-  /** Closes every connection of a user on this node with 4009, as `terminate_connections` asks. */
-  terminate(app: AppState, userId: string): void {
-    const sockets = app.users.get(userId);
-    if (sockets === undefined) return;
-    // Copied: each close removes the socket from this set.
-    for (const ws of [...sockets]) this.fanOut.close(ws, ErrorCode.unauthorized, 'You got disconnected by the app.');
   }
 }

@@ -1,7 +1,7 @@
 import type { AppState, Apps } from '../apps';
 import { channelKind, isUserChannel, validChannelName } from '../protocol/channel-names';
 import { HttpError } from '../protocol/errors';
-import type { FanOut } from '../adapter/fan-out';
+import type { Broadcaster, ChannelState, ChannelSummary } from '../adapter/adapter';
 import { readBody } from './body';
 import { writeJson } from './reply';
 import type { Log } from '../log';
@@ -9,15 +9,14 @@ import type { PwsMetrics } from '../metrics/pws-metrics';
 import type { Options } from '../options';
 import { eventFrame } from '../protocol/frames';
 import { verifyRequest } from './request-auth';
-import type { Users } from '../channels/users';
 import type { HttpRequest, HttpResponse, TemplatedApp } from '../uws';
 
 /** What the REST API needs from the rest of the server. */
 export interface HttpContext {
   apps: Apps;
   options: Options;
-  fanOut: FanOut;
-  users: Users;
+  broadcaster: Broadcaster;
+  state: ChannelState;
   metrics: PwsMetrics | null;
   log: Log;
 }
@@ -196,50 +195,55 @@ function parseInfo(info: string | undefined | null): string[] {
   return attrs;
 }
 
-function channelInfo(app: AppState, name: string, attrs: string[]): Record<string, number> {
-  const channel = app.channels.get(name);
+// Refuses an attribute the channel cannot have before anything is published or read.
+function checkInfo(name: string, attrs: string[]): void {
+  if (attrs.includes('user_count') && channelKind(name) !== 'presence') {
+    throw new HttpError(400, `user_count is only available for presence channels, not ${name}`);
+  }
+}
+
+function infoOf(summary: ChannelSummary | null, attrs: string[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const attr of attrs) {
-    if (attr === 'user_count') {
-      if (channelKind(name) !== 'presence') throw new HttpError(400, `user_count is only available for presence channels, not ${name}`);
-      out.user_count = channel?.members?.size ?? 0;
-    } else {
-      out.subscription_count = channel?.subscriptions ?? 0;
-    }
+    if (attr === 'user_count') out.user_count = summary?.userCount ?? 0;
+    else out.subscription_count = summary?.subscriptionCount ?? 0;
   }
   return out;
 }
 
-// All of a call's events are published in this one synchronous turn, so uWS writes each socket once.
-function publish(ctx: HttpContext, app: AppState, event: ApiEvent): void {
-  const except = event.socketId === undefined ? undefined : app.sockets.get(event.socketId);
-  for (const channel of event.channels) ctx.fanOut.publish(app, channel, eventFrame(event.name, channel, event.data), except);
+async function channelInfo(ctx: HttpContext, app: AppState, name: string, attrs: string[]): Promise<Record<string, number>> {
+  return infoOf(await ctx.state.channel(app, name), attrs);
 }
 
-function triggerEvent(ctx: HttpContext, call: Call): unknown {
+// All of a call's events are published in this one synchronous turn, so uWS writes each socket once.
+function publish(ctx: HttpContext, app: AppState, event: ApiEvent): void {
+  for (const channel of event.channels) ctx.broadcaster.publish(app, channel, eventFrame(event.name, channel, event.data), event.socketId);
+}
+
+async function triggerEvent(ctx: HttpContext, call: Call): Promise<unknown> {
   const event = validateEvent(ctx.options, parseJsonObject(call.body), 'event', true);
-  if (event.info.length > 0) for (const channel of event.channels) channelInfo(call.app, channel, event.info);
+  for (const channel of event.channels) checkInfo(channel, event.info);
   publish(ctx, call.app, event);
   if (event.info.length === 0) return {};
   const channels: Record<string, Record<string, number>> = keyedByName();
-  for (const channel of event.channels) channels[channel] = channelInfo(call.app, channel, event.info);
+  for (const channel of event.channels) channels[channel] = await channelInfo(ctx, call.app, channel, event.info);
   return { channels };
 }
 
-function triggerBatch(ctx: HttpContext, call: Call): unknown {
+async function triggerBatch(ctx: HttpContext, call: Call): Promise<unknown> {
   const { batch } = parseJsonObject(call.body);
   if (!Array.isArray(batch)) throw new HttpError(400, '"batch" must be an array of events');
   if (batch.length === 0) throw new HttpError(400, '"batch" holds no events');
   if (batch.length > ctx.options.eventMaxBatchSize) throw new HttpError(400, `A batch may hold at most ${ctx.options.eventMaxBatchSize} events`);
   // Validate every event before publishing any, so a bad batch delivers nothing.
   const events = batch.map((raw, i) => validateEvent(ctx.options, raw, `batch[${i}]`, false));
-  for (const event of events) if (event.info.length > 0) channelInfo(call.app, event.channels[0], event.info);
+  for (const event of events) checkInfo(event.channels[0], event.info);
   for (const event of events) publish(ctx, call.app, event);
   if (events.every((e) => e.info.length === 0)) return {};
-  return { batch: events.map((e) => channelInfo(call.app, e.channels[0], e.info)) };
+  return { batch: await Promise.all(events.map((e) => channelInfo(ctx, call.app, e.channels[0], e.info))) };
 }
 
-function listChannels(ctx: HttpContext, call: Call): unknown {
+async function listChannels(ctx: HttpContext, call: Call): Promise<unknown> {
   const prefix = call.query.get('filter_by_prefix') ?? '';
   const attrs = parseInfo(call.query.get('info'));
   if (attrs.includes('subscription_count')) throw new HttpError(400, 'info=subscription_count is not available on the channel list; ask a single channel');
@@ -247,28 +251,27 @@ function listChannels(ctx: HttpContext, call: Call): unknown {
     throw new HttpError(400, 'info=user_count requires filter_by_prefix=presence-');
   }
   const channels: Record<string, Record<string, number>> = keyedByName();
-  for (const name of call.app.channels.keys()) {
-    if (name.startsWith(prefix)) channels[name] = channelInfo(call.app, name, attrs);
-  }
+  for (const [name, summary] of await ctx.state.channels(call.app, prefix, attrs.length > 0)) channels[name] = infoOf(summary, attrs);
   return { channels };
 }
 
-function showChannel(ctx: HttpContext, call: Call): unknown {
+async function showChannel(ctx: HttpContext, call: Call): Promise<unknown> {
   const name = call.params[0];
   const attrs = parseInfo(call.query.get('info'));
-  const channel = call.app.channels.get(name);
-  return { occupied: channel !== undefined, ...channelInfo(call.app, name, attrs) };
+  checkInfo(name, attrs);
+  const summary = await ctx.state.channel(call.app, name);
+  return { occupied: summary !== null, ...infoOf(summary, attrs) };
 }
 
-function listUsers(ctx: HttpContext, call: Call): unknown {
+async function listUsers(ctx: HttpContext, call: Call): Promise<unknown> {
   const name = call.params[0];
   if (channelKind(name) !== 'presence') throw new HttpError(400, `Users can only be listed for presence channels, not ${name}`);
-  const members = call.app.channels.get(name)?.members;
-  return { users: members ? [...members.keys()].map((id) => ({ id })) : [] };
+  const members = await ctx.state.members(call.app, name);
+  return { users: [...members.keys()].map((id) => ({ id })) };
 }
 
 function terminateConnections(ctx: HttpContext, call: Call): unknown {
-  ctx.users.terminate(call.app, call.params[0]);
+  ctx.broadcaster.terminateUser(call.app, call.params[0]);
   return {};
 }
 

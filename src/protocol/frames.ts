@@ -69,6 +69,18 @@ export function subscriptionSucceeded(channel: string, data: string): string {
   return JSON.stringify({ event: 'pusher_internal:subscription_succeeded', channel, data });
 }
 
+/** Serialized presence state sent in subscription_succeeded: `{presence:{ids,hash,count}}`. */
+export function presenceData(members: Map<string, unknown>): string {
+  const ids: string[] = [];
+  // No prototype: a user id such as "__proto__" must be a key like any other.
+  const hash: Record<string, unknown> = Object.create(null);
+  for (const [id, info] of members) {
+    ids.push(id);
+    hash[id] = info;
+  }
+  return JSON.stringify({ presence: { ids, hash, count: ids.length } });
+}
+
 /** `pusher:subscription_error`, which pusher-js raises on the channel. */
 export function subscriptionErrorFrame(channel: string, type: string, error: string, status: number): string {
   return JSON.stringify({ event: 'pusher:subscription_error', channel, data: { type, error, status } });

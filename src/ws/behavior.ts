@@ -3,14 +3,15 @@ import { AppState, type Apps } from '../apps';
 import type { Channels } from '../channels/channels';
 import { relayClientEvent } from '../channels/client-events';
 import { ErrorCode, PusherError, SubscriptionError } from '../protocol/errors';
+import type { Broadcaster, ChannelState } from '../adapter/adapter';
 import type { FanOut } from '../adapter/fan-out';
+import type { ChannelEvents } from '../channels/events';
 import type { Log } from '../log';
 import type { PwsMetrics } from '../metrics/pws-metrics';
 import type { Options } from '../options';
 import { PONG_FRAME, connectionEstablished, decodeFrame, errorFrame, subscriptionErrorFrame } from '../protocol/frames';
-import { SOCKET_CLOSED, type Socket, type SocketData } from './socket';
+import { SOCKET_CLOSED, idOf, socketId, type Socket, type SocketData } from './socket';
 import { clock } from '../clock';
-import { socketId } from './socket-table';
 import type { Users } from '../channels/users';
 import type { HttpRequest, HttpResponse, us_socket_context_t } from '../uws';
 import type { WebSocketBehavior } from 'uWebSockets.js';
@@ -26,6 +27,9 @@ export interface WsContext {
   apps: Apps;
   options: Options;
   fanOut: FanOut;
+  broadcaster: Broadcaster;
+  state: ChannelState;
+  events: ChannelEvents | null;
   channels: Channels;
   users: Users;
   metrics: PwsMetrics | null;
@@ -101,9 +105,10 @@ export function wsBehavior(ctx: WsContext): WebSocketBehavior<SocketData> {
       try {
         // The Pusher protocol is JSON text; a binary frame is a client bug, not something to guess at.
         if (isBinary) throw new PusherError(null, 'Binary messages are not supported: send JSON text frames');
-        handleFrame(ctx, ws, UTF8.decode(message));
+        // A promise only when the cluster's state is consulted; reportError checks the socket is still open.
+        handleFrame(ctx, ws, UTF8.decode(message))?.catch((err) => reportError(ctx, ws, socket, err));
       } catch (err) {
-        reportError(ctx, ws, err);
+        reportError(ctx, ws, socket, err);
       }
     },
 
@@ -133,11 +138,11 @@ function refusal(ctx: WsContext, app: AppState | undefined, protocol: string | u
     return new PusherError(ErrorCode.unsupportedProtocol, `Unsupported protocol version ${protocol}: this server speaks 5 to 7`, true);
   }
   const max = app.config.maxConnections;
-  if (max >= 0 && app.sockets.size >= max) return new PusherError(ErrorCode.overConnectionQuota, 'The app has reached its connection quota', true);
+  if (max >= 0 && ctx.state.connections(app) >= max) return new PusherError(ErrorCode.overConnectionQuota, 'The app has reached its connection quota', true);
   return ctx.admissionRefusal();
 }
 
-function handleFrame(ctx: WsContext, ws: Socket, text: string): void {
+function handleFrame(ctx: WsContext, ws: Socket, text: string): void | Promise<void> {
   const frame = decodeFrame(text);
   switch (frame.event) {
     case 'pusher:ping':
@@ -146,24 +151,22 @@ function handleFrame(ctx: WsContext, ws: Socket, text: string): void {
     case 'pusher:pong':
       return;
     case 'pusher:subscribe':
-      ctx.channels.subscribe(ws, frame.data);
-      return;
+      return ctx.channels.subscribe(ws, frame.data);
     case 'pusher:unsubscribe':
-      ctx.channels.unsubscribe(ws, frame.data);
-      return;
+      return ctx.channels.unsubscribe(ws, frame.data);
     case 'pusher:signin':
-      ctx.users.signIn(ws, frame.data);
-      return;
+      return ctx.users.signIn(ws, frame.data);
   }
   if (frame.event.startsWith('client-')) {
-    relayClientEvent(ws, frame.event, frame.channel, frame.data, ctx.options, ctx.fanOut);
+    relayClientEvent(ws, frame.event, frame.channel, frame.data, ctx.options, ctx.broadcaster, ctx.events);
     return;
   }
   throw new PusherError(null, `Unsupported event "${frame.event.slice(0, 100)}"`);
 }
 
 // The one place a WebSocket handler failure becomes a frame; nothing escapes to uWS.
-function reportError(ctx: WsContext, ws: Socket, err: unknown): void {
+function reportError(ctx: WsContext, ws: Socket, socket: SocketData, err: unknown): void {
+  if (socket.ended !== null) return;
   if (err instanceof SubscriptionError) {
     ctx.fanOut.send(ws, subscriptionErrorFrame(err.channel, err.type, err.message, err.status));
     return;
@@ -173,6 +176,6 @@ function reportError(ctx: WsContext, ws: Socket, err: unknown): void {
     else ctx.fanOut.send(ws, errorFrame(err.code, err.message));
     return;
   }
-  ctx.log.error(`unexpected error handling a frame from ${socketId(ws)}: ${(err as Error)?.stack ?? err}`);
+  ctx.log.error(`unexpected error handling a frame from ${idOf(socket)}: ${(err as Error)?.stack ?? err}`);
   ctx.fanOut.send(ws, errorFrame(null, 'Internal server error'));
 }

@@ -1,4 +1,4 @@
-import type { Socket } from './socket';
+import { socketId, type Socket } from './socket';
 
 /**
  * One app's open sockets, by slot. A socket id is `<nonce>.<slot>`, so finding the socket an API
@@ -41,10 +41,4 @@ export class SocketTable {
   *ids(): IterableIterator<string> {
     for (const ws of this.values()) yield socketId(ws);
   }
-}
-
-/** The Pusher socket id of a socket: two integers joined by a dot. */
-export function socketId(ws: Socket): string {
-  const data = ws.getUserData();
-  return `${data.nonce}.${data.slot}`;
 }

@@ -30,3 +30,13 @@ export const SOCKET_CLOSED = new PusherError(null, 'Socket closed');
 
 /** A connected client socket. */
 export type Socket = WebSocket<SocketData>;
+
+/** The Pusher socket id of a socket: two integers joined by a dot. */
+export function socketId(ws: Socket): string {
+  return idOf(ws.getUserData());
+}
+
+/** The socket id from the socket's state, which stays readable after uWS has closed the socket. */
+export function idOf(data: SocketData): string {
+  return `${data.nonce}.${data.slot}`;
+}

@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket, SocketData } from '../../src/ws/socket';
-import { SocketTable, socketId } from '../../src/ws/socket-table';
+import { socketId } from '../../src/ws/socket';
+import { SocketTable } from '../../src/ws/socket-table';
 
 // The table only reads getUserData(); a plain holder of SocketData is a real input for it.
 function socket(nonce: number): Socket {

@@ -1,0 +1,62 @@
+import type { AppState } from '../apps';
+
+/**
+ * Every Redis key and pub/sub channel the cluster uses, in one place. An app's state keys share
+ * one hash tag (`{<app id>}`), so each Lua script touches a single slot of a Redis Cluster.
+ * Apps are named by id, which is the same on every node (unlike their order in a config file).
+ *
+ * Per app:  subs (channel → subscriptions), members:<channel> (user → nodes holding it),
+ *           info:<channel> (user → user_info), conns (node → connections),
+ *           node:<node> (what that node added: `s\n<channel>` → subscriptions, `m\n<channel>\n<user>` → 1)
+ * Global:   node:<node> (heartbeat, expires), nodes (set of node ids), reap:<node> (the reaper's lock)
+ */
+export class Keys {
+  constructor(private readonly prefix: string) {}
+
+  /** The prefix of one app's state keys, e.g. `pws:{app-id}:`. */
+  app(app: AppState): string {
+    return `${this.prefix}:{${encodeURIComponent(app.config.id)}}:`;
+  }
+
+  subs(app: AppState): string {
+    return `${this.app(app)}subs`;
+  }
+
+  members(app: AppState, channel: string): string {
+    return `${this.app(app)}members:${channel}`;
+  }
+
+  info(app: AppState, channel: string): string {
+    return `${this.app(app)}info:${channel}`;
+  }
+
+  conns(app: AppState): string {
+    return `${this.app(app)}conns`;
+  }
+
+  /** What a node added to an app's state, so that it can be taken out again when the node dies. */
+  owned(app: AppState, node: string): string {
+    return `${this.app(app)}node:${node}`;
+  }
+
+  heartbeat(node: string): string {
+    return `${this.prefix}:node:${node}`;
+  }
+
+  nodes(): string {
+    return `${this.prefix}:nodes`;
+  }
+
+  reapLock(node: string): string {
+    return `${this.prefix}:reap:${node}`;
+  }
+
+  /** The sharded pub/sub channel of one app channel. */
+  channel(app: AppState, channel: string): string {
+    return `${this.channelPrefix(app)}${channel}`;
+  }
+
+  channelPrefix(app: AppState): string {
+    return `${this.prefix}:ch:${encodeURIComponent(app.config.id)}:`;
+  }
+}

@@ -1,0 +1,82 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Apps } from '../apps';
+import type { FanOut } from '../adapter/fan-out';
+import type { ChannelEvents } from '../channels/events';
+import type { Log } from '../log';
+import type { PwsMetrics } from '../metrics/pws-metrics';
+import type { Options } from '../options';
+import { ClusterMetrics } from './cluster-metrics';
+import { Heartbeat } from './heartbeat';
+import { Keys } from './keys';
+import { connectRedis, type RedisLink } from './redis-link';
+import { RedisBroadcaster } from './redis-broadcaster';
+import { RedisChannelState } from './redis-state';
+
+// How long start-up waits for Redis before serving local clients anyway.
+const CONNECT_WAIT_MS = 3000;
+
+/** The cluster's parts on one node: the Redis connection, the two seams on it, and the heartbeat. */
+export class RedisAdapter {
+  /** This process's id in the cluster: socket ids are unique per node only, so entries are scoped by it. */
+  readonly node = `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
+  readonly broadcaster: RedisBroadcaster;
+  readonly state: RedisChannelState;
+  private readonly link: RedisLink;
+  private readonly keys: Keys;
+  private heartbeat: Heartbeat | null = null;
+  private readonly metrics: ClusterMetrics | null;
+
+  constructor(
+    private readonly options: Options,
+    private readonly apps: Apps,
+    fanOut: FanOut,
+    private readonly events: ChannelEvents | null,
+    metrics: PwsMetrics | null,
+    private readonly log: Log,
+  ) {
+    this.metrics = metrics === null ? null : new ClusterMetrics(metrics, apps);
+    const keys = (this.keys = new Keys(options.redisKeyPrefix));
+    this.link = connectRedis(options, log, {
+      reconnected: () => this.reconnected(),
+      error: () => this.metrics?.redisErrors.add(0, 1),
+    });
+    this.state = new RedisChannelState(this.link, keys, this.node, options.presenceMaxMembers, this.metrics);
+    this.broadcaster = new RedisBroadcaster(fanOut, this.link, keys, this.node, apps, this.metrics, log);
+  }
+
+  /** Waits briefly for Redis, then beats once (which also clears what a previous run left under this node). */
+  async start(): Promise<void> {
+    if (!(await this.link.connected(CONNECT_WAIT_MS))) {
+      this.log.warn(`redis: not reachable after ${CONNECT_WAIT_MS} ms; serving local clients and retrying`);
+    }
+    this.heartbeat = new Heartbeat({
+      apps: this.apps,
+      link: this.link,
+      keys: this.keys,
+      node: this.node,
+      state: this.state,
+      broadcaster: this.broadcaster,
+      events: this.events,
+      metrics: this.metrics,
+      log: this.log,
+      nodeTimeoutMs: this.options.adapterNodeTimeoutMs,
+    });
+    await this.heartbeat.beat();
+    this.log.info(`cluster: node ${this.node} on Redis`);
+  }
+
+  private reconnected(): void {
+    this.metrics?.redisReconnects.add(0, 1);
+    // Redis may have restarted empty: subscribe again and rewrite this node's entries.
+    this.broadcaster.relisten(this.apps);
+    this.state.dirty = true;
+    void this.heartbeat?.beat();
+  }
+
+  /** Leaves the cluster (after the sockets were closed) and closes the connections. */
+  async stop(): Promise<void> {
+    await this.heartbeat?.stop();
+    await this.link.close();
+  }
+}

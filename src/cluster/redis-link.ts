@@ -1,0 +1,273 @@
+import { createClient, createCluster, createSentinel } from 'redis';
+import type { Log } from '../log';
+import { parseHostPorts, type Options } from '../options';
+
+/** The Redis options, as the cluster code reads them. */
+export type RedisOptions = Pick<
+  Options,
+  | 'redisUrl'
+  | 'redisHost'
+  | 'redisPort'
+  | 'redisUsername'
+  | 'redisPassword'
+  | 'redisDb'
+  | 'redisTls'
+  | 'redisClusterNodes'
+  | 'redisSentinels'
+  | 'redisSentinelName'
+  | 'redisSentinelPassword'
+>;
+
+/** A Lua script and its SHA-1, run with EVALSHA and loaded on the first NOSCRIPT. */
+export interface Script {
+  source: string;
+  sha: string;
+}
+
+/** Receives a sharded pub/sub message. */
+export type MessageListener = (message: string, channel: string) => void;
+
+/** Connection state changes the cluster code reacts to. */
+export interface LinkEvents {
+  /** Connected again after a loss: pub/sub is resubscribed, the node's entries must be rewritten. */
+  reconnected(): void;
+  /** A connection or command error (logged here once per outage). */
+  error(err: unknown): void;
+}
+
+// Every command is bounded: a Redis that stops answering delays a subscribe or a REST read by
+// this much at most, and with the offline queue off a command fails at once while disconnected.
+const COMMAND_TIMEOUT_MS = 2000;
+const RECONNECT_MAX_DELAY_MS = 2000;
+
+/**
+ * The few things the cluster needs from Redis, the same over one server, Sentinel or Redis
+ * Cluster (node-redis routes by key and, for sharded pub/sub, by channel). Pub/sub is always
+ * sharded (SPUBLISH/SSUBSCRIBE, Redis 7+): on a Redis Cluster a message then reaches only the
+ * shard that owns its channel, and on one server it behaves like PUBLISH.
+ */
+export interface RedisLink {
+  /** Runs one command; `key` routes it on a Redis Cluster. */
+  command(key: string, args: string[]): Promise<unknown>;
+  /** Runs a script whose keys all share one hash slot. */
+  eval(script: Script, keys: string[], args: string[]): Promise<unknown>;
+  publish(channel: string, message: string): Promise<unknown>;
+  subscribe(channel: string, listener: MessageListener): Promise<void>;
+  unsubscribe(channel: string, listener: MessageListener): Promise<void>;
+  /** Waits up to `ms` for the first connection; false if it is not there by then. */
+  connected(ms: number): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+// The slices of node-redis's client, cluster and sentinel types used here (their full generic
+// types do not unify across the three).
+interface PubSub {
+  sSubscribe(channel: string, listener: MessageListener): Promise<unknown>;
+  sUnsubscribe(channel: string, listener: MessageListener): Promise<unknown>;
+}
+interface Client extends PubSub {
+  sendCommand(args: string[]): Promise<unknown>;
+  destroy(): void;
+}
+interface Cluster extends PubSub {
+  sendCommand(key: string, isReadonly: boolean, args: string[]): Promise<unknown>;
+  destroy(): void;
+}
+interface Sentinel extends PubSub {
+  sendCommand(isReadonly: boolean, args: string[]): Promise<unknown>;
+  destroy(): Promise<unknown>;
+}
+
+/** Connects as the options say: REDIS_URL, DB_REDIS_CLUSTER_NODES, DB_REDIS_SENTINELS, or DB_REDIS_HOST/PORT. */
+export function connectRedis(options: RedisOptions, log: Log, events: LinkEvents): RedisLink {
+  const socket = {
+    reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, RECONNECT_MAX_DELAY_MS),
+    connectTimeout: COMMAND_TIMEOUT_MS,
+    ...(options.redisTls ? { tls: true as const } : {}),
+  };
+  const auth = {
+    ...(options.redisUsername !== '' ? { username: options.redisUsername } : {}),
+    ...(options.redisPassword !== '' ? { password: options.redisPassword } : {}),
+  };
+  const common = { disableOfflineQueue: true, commandOptions: { timeout: COMMAND_TIMEOUT_MS } };
+  const watch = new Watch(log, events);
+
+  if (options.redisClusterNodes !== '') {
+    const cluster = createCluster({
+      rootNodes: parseHostPorts(options.redisClusterNodes, 'DB_REDIS_CLUSTER_NODES').map(({ host, port }) => ({ socket: { host, port, ...socket } })),
+      defaults: { ...auth, ...common, socket },
+    });
+    cluster.on('error', (err) => watch.failed(err));
+    cluster.on('node-error', (err: unknown) => watch.failed(err));
+    cluster.on('node-ready', () => watch.ready());
+    return new ClusterLink(cluster as unknown as Cluster, cluster.connect());
+  }
+  if (options.redisSentinels !== '') {
+    const sentinel = createSentinel({
+      name: options.redisSentinelName,
+      sentinelRootNodes: parseHostPorts(options.redisSentinels, 'DB_REDIS_SENTINELS'),
+      nodeClientOptions: { ...auth, ...common, socket, database: options.redisDb },
+      sentinelClientOptions: options.redisSentinelPassword !== '' ? { password: options.redisSentinelPassword, socket } : { socket },
+    });
+    sentinel.on('error', (err) => watch.failed(err));
+    sentinel.on('ready', () => watch.ready());
+    return new SentinelLink(sentinel as unknown as Sentinel, sentinel.connect());
+  }
+  const client =
+    options.redisUrl !== ''
+      ? createClient({ url: options.redisUrl, ...common, socket })
+      : createClient({ ...auth, ...common, database: options.redisDb, socket: { host: options.redisHost, port: options.redisPort, ...socket } });
+  // Subscribing takes a connection over; commands and publishes go on the other one.
+  const subscriber = client.duplicate();
+  for (const c of [client, subscriber]) {
+    c.on('error', (err) => watch.failed(err));
+    c.on('ready', () => watch.ready());
+  }
+  return new ClientLink(client as unknown as Client, subscriber as unknown as Client, Promise.all([client.connect(), subscriber.connect()]));
+}
+
+// Logs the first error of an outage and the recovery, instead of one line per retry.
+class Watch {
+  private readies = 0;
+  private down = false;
+
+  constructor(
+    private readonly log: Log,
+    private readonly events: LinkEvents,
+  ) {}
+
+  failed(err: unknown): void {
+    this.events.error(err);
+    if (this.down) return;
+    this.down = true;
+    this.log.warn(`redis: ${(err as Error)?.message ?? err}; serving local clients only until it is back`);
+  }
+
+  ready(): void {
+    if (this.readies++ === 0 && !this.down) return;
+    if (this.down) this.log.info('redis: connected again');
+    this.down = false;
+    this.events.reconnected();
+  }
+}
+
+async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([promise.then(() => true, () => false), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function noScript(err: unknown): boolean {
+  return err instanceof Error && err.message.startsWith('NOSCRIPT');
+}
+
+abstract class BaseLink implements RedisLink {
+  constructor(private readonly connecting: Promise<unknown>) {
+    // Failures of the first connection are reported through the error events, and retried.
+    connecting.catch(() => undefined);
+  }
+
+  abstract command(key: string, args: string[]): Promise<unknown>;
+  abstract subscribe(channel: string, listener: MessageListener): Promise<void>;
+  abstract unsubscribe(channel: string, listener: MessageListener): Promise<void>;
+  abstract close(): Promise<void>;
+
+  async eval(script: Script, keys: string[], args: string[]): Promise<unknown> {
+    const key = keys[0];
+    try {
+      return await this.command(key, ['EVALSHA', script.sha, String(keys.length), ...keys, ...args]);
+    } catch (err) {
+      if (!noScript(err)) throw err;
+      return this.command(key, ['EVAL', script.source, String(keys.length), ...keys, ...args]);
+    }
+  }
+
+  publish(channel: string, message: string): Promise<unknown> {
+    return this.command(channel, ['SPUBLISH', channel, message]);
+  }
+
+  connected(ms: number): Promise<boolean> {
+    return within(this.connecting, ms);
+  }
+}
+
+class ClientLink extends BaseLink {
+  constructor(
+    private readonly client: Client,
+    private readonly subscriber: Client,
+    connecting: Promise<unknown>,
+  ) {
+    super(connecting);
+  }
+
+  command(_key: string, args: string[]): Promise<unknown> {
+    return this.client.sendCommand(args);
+  }
+
+  async subscribe(channel: string, listener: MessageListener): Promise<void> {
+    await this.subscriber.sSubscribe(channel, listener);
+  }
+
+  async unsubscribe(channel: string, listener: MessageListener): Promise<void> {
+    await this.subscriber.sUnsubscribe(channel, listener);
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+    this.subscriber.destroy();
+  }
+}
+
+class ClusterLink extends BaseLink {
+  constructor(
+    private readonly cluster: Cluster,
+    connecting: Promise<unknown>,
+  ) {
+    super(connecting);
+  }
+
+  command(key: string, args: string[]): Promise<unknown> {
+    return this.cluster.sendCommand(key, false, args);
+  }
+
+  async subscribe(channel: string, listener: MessageListener): Promise<void> {
+    await this.cluster.sSubscribe(channel, listener);
+  }
+
+  async unsubscribe(channel: string, listener: MessageListener): Promise<void> {
+    await this.cluster.sUnsubscribe(channel, listener);
+  }
+
+  async close(): Promise<void> {
+    this.cluster.destroy();
+  }
+}
+
+class SentinelLink extends BaseLink {
+  constructor(
+    private readonly sentinel: Sentinel,
+    connecting: Promise<unknown>,
+  ) {
+    super(connecting);
+  }
+
+  command(_key: string, args: string[]): Promise<unknown> {
+    return this.sentinel.sendCommand(false, args);
+  }
+
+  async subscribe(channel: string, listener: MessageListener): Promise<void> {
+    await this.sentinel.sSubscribe(channel, listener);
+  }
+
+  async unsubscribe(channel: string, listener: MessageListener): Promise<void> {
+    await this.sentinel.sUnsubscribe(channel, listener);
+  }
+
+  async close(): Promise<void> {
+    await this.sentinel.destroy();
+  }
+}

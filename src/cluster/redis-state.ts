@@ -1,0 +1,160 @@
+import type { AppState, Apps } from '../apps';
+import type { ChannelState, ChannelSummary, JoinEdges, LeaveEdges, MemberJoin } from '../adapter/adapter';
+import { LocalChannelState } from '../adapter/local-state';
+import { HttpError } from '../protocol/errors';
+import type { ClusterMetrics } from './cluster-metrics';
+import type { Keys } from './keys';
+import type { RedisLink } from './redis-link';
+import { CHANNEL, CHANNELS, CONNECTIONS, JOIN, LEAVE, MEMBERS, REAP, RESTORE } from './scripts';
+
+// Records per RESTORE call, so rewriting a large node never blocks Redis for long.
+const RESTORE_BATCH = 500;
+
+/** A member taken out of a presence channel by a reap. */
+export interface Reaped {
+  removed: { channel: string; userId: string }[];
+  vacated: string[];
+}
+
+/**
+ * Channel occupancy and presence on Redis: each join and leave is one script that decides the
+ * edge on the cluster-wide counts. When Redis cannot answer, the node keeps serving with its
+ * own counts (a subscribe never hangs or fails for it) and rewrites its entries once Redis is
+ * back; REST reads answer 503 instead of numbers that would be wrong.
+ */
+export class RedisChannelState implements ChannelState {
+  private readonly local = new LocalChannelState();
+  /** Connections on the other nodes, per app, as of the last heartbeat. */
+  private readonly elsewhere = new Map<AppState, number>();
+  /** A change Redis did not take: the node's entries must be rewritten. */
+  dirty = false;
+
+  constructor(
+    private readonly link: RedisLink,
+    private readonly keys: Keys,
+    private readonly node: string,
+    private readonly presenceMaxMembers: number,
+    private readonly metrics: ClusterMetrics | null,
+  ) {}
+
+  async join(app: AppState, channel: string, presence: boolean, member: MemberJoin | null): Promise<JoinEdges> {
+    const keys = [this.keys.subs(app), this.keys.owned(app, this.node), this.keys.members(app, channel), this.keys.info(app, channel)];
+    const args = [channel, presence ? '1' : '0', member?.userId ?? '', member === null ? '' : JSON.stringify(member.info), String(this.presenceMaxMembers)];
+    let reply: unknown[];
+    try {
+      reply = (await this.link.eval(JOIN, keys, args)) as unknown[];
+    } catch {
+      this.failed();
+      return this.local.join(app, channel, presence, member);
+    }
+    const count = Number(reply[2]);
+    return {
+      full: reply[0] === 1,
+      occupied: count === 1,
+      memberAdded: reply[1] === 1,
+      subscriptionCount: count,
+      members: presence ? membersOf(reply, 3) : null,
+    };
+  }
+
+  async leave(app: AppState, channel: string, userId: string | null): Promise<LeaveEdges> {
+    const keys = [this.keys.subs(app), this.keys.owned(app, this.node), this.keys.members(app, channel), this.keys.info(app, channel)];
+    try {
+      const reply = (await this.link.eval(LEAVE, keys, [channel, userId ?? ''])) as number[];
+      return { vacated: reply[0] === 1, memberRemoved: reply[1] === 1, subscriptionCount: Number(reply[2]) };
+    } catch {
+      this.failed();
+      return this.local.leave(app, channel, userId);
+    }
+  }
+
+  async members(app: AppState, channel: string): Promise<Map<string, unknown>> {
+    return membersOf((await this.read(MEMBERS, [this.keys.info(app, channel)], [])) as unknown[], 0);
+  }
+
+  async channel(app: AppState, channel: string): Promise<ChannelSummary | null> {
+    const [subscriptions, users] = (await this.read(CHANNEL, [this.keys.subs(app), this.keys.members(app, channel)], [channel])) as number[];
+    return subscriptions > 0 ? { subscriptionCount: subscriptions, userCount: users } : null;
+  }
+
+  async channels(app: AppState, prefix: string, userCounts: boolean): Promise<Map<string, ChannelSummary>> {
+    const reply = (await this.read(CHANNELS, [this.keys.subs(app)], [this.keys.app(app), prefix, userCounts ? '1' : '0'])) as unknown[];
+    const out = new Map<string, ChannelSummary>();
+    for (let i = 0; i < reply.length; i += 3) out.set(String(reply[i]), { subscriptionCount: Number(reply[i + 1]), userCount: Number(reply[i + 2]) });
+    return out;
+  }
+
+  connections(app: AppState): number {
+    return app.sockets.size + (this.elsewhere.get(app) ?? 0);
+  }
+
+  /** Publishes this node's connection counts and learns the other nodes' (once per heartbeat). */
+  async syncConnections(apps: Apps): Promise<void> {
+    await Promise.all(
+      [...apps.all()].map(async (app) => {
+        const mine = app.sockets.size;
+        const total = Number(await this.link.eval(CONNECTIONS, [this.keys.conns(app)], [this.node, String(mine)]));
+        this.elsewhere.set(app, Math.max(0, total - mine));
+      }),
+    );
+  }
+
+  /** Takes everything `node` added out of the shared state; returns the edges that caused. */
+  async reap(app: AppState, node: string): Promise<Reaped> {
+    const reply = (await this.link.eval(REAP, [this.keys.subs(app), this.keys.owned(app, node), this.keys.conns(app)], [this.keys.app(app), node])) as string[];
+    const pairs = Number(reply[0]);
+    const removed: Reaped['removed'] = [];
+    for (let i = 1; i < 1 + pairs; i += 2) removed.push({ channel: reply[i], userId: reply[i + 1] });
+    return { removed, vacated: reply.slice(1 + pairs) };
+  }
+
+  /**
+   * Replaces this node's entries with what it really holds (after Redis lost them, or the node
+   * was reaped while it was only slow). Edges are not replayed: the clients saw none.
+   */
+  async rewrite(apps: Apps): Promise<void> {
+    this.dirty = false;
+    try {
+      for (const app of apps.all()) {
+        await this.reap(app, this.node);
+        const records: string[] = [];
+        for (const [name, channel] of app.channels) {
+          records.push('s', name, String(channel.subscriptions));
+          if (channel.members !== null) for (const [userId, member] of channel.members) records.push('m', name, userId, JSON.stringify(member.info));
+        }
+        const keys = [this.keys.subs(app), this.keys.owned(app, this.node)];
+        for (let i = 0; i < records.length; ) {
+          // Cut only between records: an 's' record has 3 fields, an 'm' record 4.
+          let end = i;
+          for (let n = 0; n < RESTORE_BATCH && end < records.length; n++) end += records[end] === 's' ? 3 : 4;
+          await this.link.eval(RESTORE, keys, [this.keys.app(app), ...records.slice(i, end)]);
+          i = end;
+        }
+      }
+    } catch (err) {
+      this.failed();
+      throw err;
+    }
+  }
+
+  private async read(script: typeof CHANNEL, keys: string[], args: string[]): Promise<unknown> {
+    try {
+      return await this.link.eval(script, keys, args);
+    } catch (err) {
+      this.metrics?.redisErrors.add(0, 1);
+      throw new HttpError(503, `The cluster's shared state cannot be read right now (Redis: ${(err as Error)?.message ?? err}); try again`);
+    }
+  }
+
+  private failed(): void {
+    this.dirty = true;
+    this.metrics?.redisErrors.add(0, 1);
+  }
+}
+
+// Pairs of user id and user_info JSON, from `offset` on.
+function membersOf(reply: unknown[], offset: number): Map<string, unknown> {
+  const out = new Map<string, unknown>();
+  for (let i = offset; i < reply.length; i += 2) out.set(String(reply[i]), JSON.parse(String(reply[i + 1])));
+  return out;
+}

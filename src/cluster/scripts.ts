@@ -1,0 +1,169 @@
+// The Lua scripts behind RedisChannelState: each decides an edge (first, last) atomically on
+// the cluster-wide counts and records what this node added under its own key, so a dead node's
+// share can be taken out again. Keys are one app's (one hash slot); see keys.ts for the layout.
+import { createHash } from 'node:crypto';
+import type { Script } from './redis-link';
+
+function script(source: string): Script {
+  return { source, sha: createHash('sha1').update(source).digest('hex') };
+}
+
+/**
+ * KEYS subs, owned, members, info. ARGV channel, presence (1/0), user id ('' unless this is the
+ * user's first socket here), user_info JSON, max members.
+ * Returns {full, memberAdded, subscriptionCount, [user, info]…}; a full channel still counts the
+ * subscription (the caller unsubscribes it like any other), never the member.
+ */
+export const JOIN = script(`
+local ch, user = ARGV[1], ARGV[3]
+local full, added = 0, 0
+if user ~= '' then
+  local mf = 'm\\n' .. ch .. '\\n' .. user
+  if redis.call('HEXISTS', KEYS[2], mf) == 0 then
+    local n = tonumber(redis.call('HGET', KEYS[3], user) or '0')
+    if n == 0 and redis.call('HLEN', KEYS[3]) >= tonumber(ARGV[5]) then
+      full = 1
+    else
+      if n == 0 then
+        added = 1
+        redis.call('HSET', KEYS[4], user, ARGV[4])
+      end
+      redis.call('HSET', KEYS[3], user, n + 1)
+      redis.call('HSET', KEYS[2], mf, 1)
+    end
+  end
+end
+local count = redis.call('HINCRBY', KEYS[1], ch, 1)
+redis.call('HINCRBY', KEYS[2], 's\\n' .. ch, 1)
+local out = {full, added, count}
+if ARGV[2] == '1' and full == 0 then
+  local all = redis.call('HGETALL', KEYS[4])
+  for i = 1, #all do out[#out + 1] = all[i] end
+end
+return out
+`);
+
+/**
+ * KEYS subs, owned, members, info. ARGV channel, user id ('' unless it was the user's last socket here).
+ * Only what this node added is taken out, so a leave after a reap or a Redis restart changes nothing.
+ * Returns {vacated, memberRemoved, subscriptionCount}.
+ */
+export const LEAVE = script(`
+local ch, user = ARGV[1], ARGV[2]
+local removed, vacated = 0, 0
+if user ~= '' and redis.call('HDEL', KEYS[2], 'm\\n' .. ch .. '\\n' .. user) == 1 then
+  if redis.call('HINCRBY', KEYS[3], user, -1) <= 0 then
+    redis.call('HDEL', KEYS[3], user)
+    redis.call('HDEL', KEYS[4], user)
+    removed = 1
+  end
+end
+local sf = 's\\n' .. ch
+local count
+if redis.call('HEXISTS', KEYS[2], sf) == 1 then
+  if redis.call('HINCRBY', KEYS[2], sf, -1) <= 0 then redis.call('HDEL', KEYS[2], sf) end
+  count = redis.call('HINCRBY', KEYS[1], ch, -1)
+  if count <= 0 then
+    redis.call('HDEL', KEYS[1], ch)
+    count = 0
+    vacated = 1
+  end
+else
+  count = tonumber(redis.call('HGET', KEYS[1], ch) or '0')
+end
+return {vacated, removed, count}
+`);
+
+/**
+ * KEYS subs, owned, conns. ARGV app key prefix, node id. Takes everything a node added out of
+ * the app's state (a dead node, or this one before it rewrites its entries).
+ * Returns {n, channel, user … (n/2 members removed), vacated channel …}.
+ */
+export const REAP = script(`
+local fields = redis.call('HGETALL', KEYS[2])
+local removed, vacated = {}, {}
+for i = 1, #fields, 2 do
+  local f, n = fields[i], tonumber(fields[i + 1])
+  local rest = string.sub(f, 3)
+  if string.sub(f, 1, 1) == 's' then
+    if redis.call('HINCRBY', KEYS[1], rest, -n) <= 0 then
+      redis.call('HDEL', KEYS[1], rest)
+      vacated[#vacated + 1] = rest
+    end
+  else
+    local nl = string.find(rest, '\\n', 1, true)
+    local ch, user = string.sub(rest, 1, nl - 1), string.sub(rest, nl + 1)
+    local mk = ARGV[1] .. 'members:' .. ch
+    if redis.call('HINCRBY', mk, user, -1) <= 0 then
+      redis.call('HDEL', mk, user)
+      redis.call('HDEL', ARGV[1] .. 'info:' .. ch, user)
+      removed[#removed + 1] = ch
+      removed[#removed + 1] = user
+    end
+  end
+end
+redis.call('DEL', KEYS[2])
+redis.call('HDEL', KEYS[3], ARGV[2])
+local out = {#removed}
+for i = 1, #removed do out[#out + 1] = removed[i] end
+for i = 1, #vacated do out[#out + 1] = vacated[i] end
+return out
+`);
+
+/**
+ * KEYS subs, owned. ARGV app key prefix, then records `s channel count` and `m channel user info`.
+ * Adds a node's entries back (after a Redis restart or a reap of a node that was only slow).
+ */
+export const RESTORE = script(`
+local i = 2
+while i <= #ARGV do
+  local ch = ARGV[i + 1]
+  if ARGV[i] == 's' then
+    redis.call('HINCRBY', KEYS[1], ch, tonumber(ARGV[i + 2]))
+    redis.call('HINCRBY', KEYS[2], 's\\n' .. ch, tonumber(ARGV[i + 2]))
+    i = i + 3
+  else
+    local user = ARGV[i + 2]
+    if redis.call('HSETNX', KEYS[2], 'm\\n' .. ch .. '\\n' .. user, 1) == 1 then
+      if redis.call('HINCRBY', ARGV[1] .. 'members:' .. ch, user, 1) == 1 then
+        redis.call('HSET', ARGV[1] .. 'info:' .. ch, user, ARGV[i + 3])
+      end
+    end
+    i = i + 4
+  end
+end
+return 1
+`);
+
+/** KEYS conns. ARGV node id, this node's connections. Returns the app's connections on every node. */
+export const CONNECTIONS = script(`
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local total = 0
+for _, n in ipairs(redis.call('HVALS', KEYS[1])) do total = total + tonumber(n) end
+return total
+`);
+
+/** KEYS subs. ARGV app key prefix, name prefix, with user counts (1/0). Returns {channel, subscriptions, users …}. */
+export const CHANNELS = script(`
+local all = redis.call('HGETALL', KEYS[1])
+local out = {}
+for i = 1, #all, 2 do
+  local ch = all[i]
+  if string.sub(ch, 1, #ARGV[2]) == ARGV[2] then
+    out[#out + 1] = ch
+    out[#out + 1] = tonumber(all[i + 1])
+    out[#out + 1] = ARGV[3] == '1' and redis.call('HLEN', ARGV[1] .. 'members:' .. ch) or 0
+  end
+end
+return out
+`);
+
+/** KEYS subs, members. ARGV channel. Returns {subscriptions, users}. */
+export const CHANNEL = script(`
+return {tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0'), redis.call('HLEN', KEYS[2])}
+`);
+
+/** KEYS info. Returns {user, info …}. */
+export const MEMBERS = script(`
+return redis.call('HGETALL', KEYS[1])
+`);
