@@ -99,7 +99,7 @@ export function connectRedis(options: RedisOptions, log: Log, events: LinkEvents
     });
     cluster.on('error', (err) => watch.failed(err));
     cluster.on('node-error', (err: unknown) => watch.failed(err));
-    cluster.on('node-ready', () => watch.ready());
+    cluster.on('node-ready', (node: { host?: string; port?: number }) => watch.ready(`${node?.host}:${node?.port}`));
     return new ClusterLink(cluster as unknown as Cluster, cluster.connect());
   }
   if (options.redisSentinels !== '') {
@@ -110,7 +110,7 @@ export function connectRedis(options: RedisOptions, log: Log, events: LinkEvents
       sentinelClientOptions: options.redisSentinelPassword !== '' ? { password: options.redisSentinelPassword, socket } : { socket },
     });
     sentinel.on('error', (err) => watch.failed(err));
-    sentinel.on('ready', () => watch.ready());
+    sentinel.on('ready', () => watch.ready('sentinel'));
     return new SentinelLink(sentinel as unknown as Sentinel, sentinel.connect());
   }
   const client =
@@ -119,16 +119,17 @@ export function connectRedis(options: RedisOptions, log: Log, events: LinkEvents
       : createClient({ ...auth, ...common, database: options.redisDb, socket: { host: options.redisHost, port: options.redisPort, ...socket } });
   // Subscribing takes a connection over; commands and publishes go on the other one.
   const subscriber = client.duplicate();
-  for (const c of [client, subscriber]) {
+  for (const [name, c] of [['commands', client], ['subscriber', subscriber]] as const) {
     c.on('error', (err) => watch.failed(err));
-    c.on('ready', () => watch.ready());
+    c.on('ready', () => watch.ready(name));
   }
   return new ClientLink(client as unknown as Client, subscriber as unknown as Client, Promise.all([client.connect(), subscriber.connect()]));
 }
 
 // Logs the first error of an outage and the recovery, instead of one line per retry.
 class Watch {
-  private readies = 0;
+  /** Connections that were ready once: their next ready is a reconnection. */
+  private readonly seen = new Set<string>();
   private down = false;
 
   constructor(
@@ -143,8 +144,11 @@ class Watch {
     this.log.warn(`redis: ${(err as Error)?.message ?? err}; serving local clients only until it is back`);
   }
 
-  ready(): void {
-    if (this.readies++ === 0 && !this.down) return;
+  ready(connection: string): void {
+    if (!this.seen.has(connection)) {
+      this.seen.add(connection);
+      if (!this.down) return;
+    }
     if (this.down) this.log.info('redis: connected again');
     this.down = false;
     this.events.reconnected();
