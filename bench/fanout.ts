@@ -19,13 +19,13 @@ import {
 } from './proc';
 import type { BenchOptions, Budget, PartResult } from './run';
 
-const APP = { id: 'bench', key: 'bench-key', secret: 'bench-secret' };
-const CHANNEL = 'bench';
+export const APP = { id: 'bench', key: 'bench-key', secret: 'bench-secret' };
+export const CHANNEL = 'bench';
 // Every benchmark event name starts with "bench": the client counts frames by that first letter.
-const EVENT = 'bench-event';
+export const EVENT = 'bench-event';
 // A typical small app payload: about 100 bytes of JSON, delivered as a 168-byte frame.
-const DATA = JSON.stringify({ kind: 'price', symbol: 'ACME', price: 123.45, note: 'x'.repeat(46) });
-const BATCH = 10;
+export const DATA = JSON.stringify({ kind: 'price', symbol: 'ACME', price: 123.45, note: 'x'.repeat(46) });
+export const BATCH = 10;
 
 /** One server under test, its clients, and how events reach it. */
 interface Contender {
@@ -86,7 +86,7 @@ export function contenderSpecs(options: BenchOptions, fds: number, part: string)
   };
 }
 
-function pwsSender(port: number): Contender['send'] {
+export function pwsSender(port: number): Contender['send'] {
   // One kept-alive connection, as a backend service would hold.
   const pusher = new Pusher({ ...APP, appId: APP.id, host: '127.0.0.1', port: String(port), useTLS: false, agent: new Agent({ keepAlive: true, maxSockets: 1 }) });
   return async (events, batch) => {

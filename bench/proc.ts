@@ -3,7 +3,7 @@
 // /proc/<pid>/stat counts that process alone, so the figures never include the runner or the client.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -84,6 +84,23 @@ export function anonymousMemory(pid: number): { malloc: number; other: number } 
 export function openFileLimit(): number {
   const match = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
   return match === null || match[1] === 'unlimited' ? Infinity : Number(match[1]);
+}
+
+/** The hard limit on open files of a process (`ulimit -Hn`): how far its soft limit may be raised. */
+export function hardOpenFileLimit(pid: number | 'self' = 'self'): number {
+  const match = /^Max open files\s+\S+\s+(\d+|unlimited)/m.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'));
+  return match === null || match[1] === 'unlimited' ? Infinity : Number(match[1]);
+}
+
+/** The soft limit on open files of another process, as it runs. */
+export function processOpenFileLimit(pid: number): number {
+  const match = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'));
+  return match === null || match[1] === 'unlimited' ? Infinity : Number(match[1]);
+}
+
+/** File descriptors a process holds right now (entries of /proc/<pid>/fd). */
+export function openFiles(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
 }
 
 /** What the figures were measured on, for the JSON results and docs/benchmarks.md. */
@@ -193,6 +210,12 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+/** Kills `child` with the others if the runner stops early (for children not started by startServer, such as redis-server). */
+export function track(child: ChildProcess): void {
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+}
+
 /**
  * Spawns `node <args>` and resolves once its port accepts connections. The child gets a free
  * port in PORT and HOST=127.0.0.1; when it needs more open files than this process may hold, it
@@ -252,7 +275,7 @@ export function spawnNode(args: string[], env: NodeJS.ProcessEnv, fds: number, s
   return spawn('bash', ['-c', `ulimit -n ${fds} || exit 97; exec ${quoted}`], { env, stdio, cwd: ROOT });
 }
 
-function accepts(port: number): Promise<boolean> {
+export function accepts(port: number): Promise<boolean> {
   return new Promise((resolvePromise) => {
     const socket = connect(port, '127.0.0.1');
     socket.once('connect', () => {

@@ -2,8 +2,8 @@
 // measured in the same run, with PASS/FAIL against the budgets. Prints one table per part and
 // writes bench/results/<part>-<timestamp>.json and bench/results/latest.json.
 //
-//   npm run bench                          all four parts (about 5 minutes on 2 cores)
-//   npm run bench -- fanout                one part: metrics, fanout, connections, scrape
+//   npm run bench                          all five parts (about 3½ minutes on 2 cores)
+//   npm run bench -- fanout                one part: metrics, fanout, connections, scrape, cluster
 //   npm run bench -- fanout --sockets 500 --events 100 --min-cpu 0.5    a quick run
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -26,6 +26,8 @@ export interface PartResult<F = unknown> {
   title: string;
   /** First row is the header. */
   table: string[][];
+  /** Further tables, each printed under its title after the first. */
+  moreTables?: Array<{ title: string; table: string[][] }>;
   budgets: Budget[];
   notes: string[];
   figures: F;
@@ -51,6 +53,16 @@ export interface BenchOptions {
   maxRounds: number;
   /** How long a round may wait for its last delivery before failing as lost (--timeout, seconds). */
   timeoutMs: number;
+  /** Cluster: pws-server nodes on one Redis in the CPU comparison, sharing --sockets (--cluster-nodes). */
+  clusterNodes: number;
+  /** Cluster capacity run: nodes (--capacity-nodes). */
+  capacityNodes: number;
+  /** Cluster capacity run: sockets per node, Infinity for as many as the open-file limits allow (--capacity <n|max>). */
+  capacity: number;
+  /** Cluster capacity run: events, sent in requests of 10 (--capacity-events). */
+  capacityEvents: number;
+  /** The redis-server binary the cluster part starts (--redis-server). */
+  redisServer: string;
   /** The pws-server launcher to measure (--pws-bin): bin/pws-server.js, or another build's. */
   pwsBin: string;
   /** Start the servers with node --cpu-prof, profiles into profileDir (--cpu-prof). */
@@ -59,7 +71,7 @@ export interface BenchOptions {
   log(message: string): void;
 }
 
-const PARTS = ['metrics', 'fanout', 'connections', 'scrape'] as const;
+const PARTS = ['metrics', 'fanout', 'connections', 'scrape', 'cluster'] as const;
 export type Part = (typeof PARTS)[number];
 
 const RESULTS = join(ROOT, 'bench', 'results');
@@ -71,19 +83,26 @@ Parts (default: all, in this order):
   fanout        REST events to N subscribed sockets: pws-server (metrics on, off) vs bare uWS
   connections   idle RSS per connection and CPU per 1,000 connects vs bare uWS
   scrape        /metrics with 1,000 apps configured and active
+  cluster       nodes on one Redis: CPU per delivery vs one node, Redis commands per event, capacity
 
 Options:
-  --sockets <n>       fan-out sockets per server (default 2000)
-  --events <n>        fan-out events per round (default 300)
-  --min-cpu <s>       fan-out: CPU seconds the cheapest server must spend per pass (default 8)
-  --max-rounds <n>    fan-out: cap on rounds per pass (default 30)
-  --connections <n>   connections part: sockets per server (default 5000)
-  --repeats <n>       connections part: fresh processes per server, median kept (default 3)
-  --apps <n>          scrape part: configured apps (default 1000)
-  --scrapes <n>       scrape part: timed GET /metrics requests (default 200)
-  --timeout <s>       seconds to wait for the last delivery before failing (default 60)
-  --cpu-prof          run the servers under node --cpu-prof (profiles in bench/results/profiles)
-  --pws-bin <path>    measure another build's bin/pws-server.js (e.g. a patched copy) instead of this one`;
+  --sockets <n>           fan-out sockets per server, and the cluster part's sockets (default 2000)
+  --events <n>            fan-out and cluster: events per round (default 300)
+  --min-cpu <s>           fan-out and cluster: CPU seconds the cheapest server must spend per pass (default 8)
+  --max-rounds <n>        fan-out and cluster: cap on rounds per pass (default 30)
+  --connections <n>       connections part: sockets per server (default 5000)
+  --repeats <n>           connections part: fresh processes per server, median kept (default 3)
+  --apps <n>              scrape part: configured apps (default 1000)
+  --scrapes <n>           scrape part: timed GET /metrics requests (default 200)
+  --cluster-nodes <n>     cluster part: nodes sharing the --sockets in the CPU comparison (default 2)
+  --capacity <n|max>      cluster part: sockets per node in the capacity run; max = as many as the
+                          open-file limits allow (default 5000)
+  --capacity-nodes <n>    cluster part: nodes in the capacity run (default 3)
+  --capacity-events <n>   cluster part: events in the capacity run (default 50)
+  --redis-server <path>   cluster part: the redis-server to start (default: redis-server on PATH)
+  --timeout <s>           seconds to wait for the last delivery before failing (default 60)
+  --cpu-prof              run the servers under node --cpu-prof (profiles in bench/results/profiles)
+  --pws-bin <path>        measure another build's bin/pws-server.js (e.g. a patched copy) instead of this one`;
 
 function parseArgs(argv: string[]): { parts: Part[]; options: BenchOptions } {
   const parts: Part[] = [];
@@ -98,6 +117,11 @@ function parseArgs(argv: string[]): { parts: Part[]; options: BenchOptions } {
     minRounds: 3,
     maxRounds: 30,
     timeoutMs: 60_000,
+    clusterNodes: 2,
+    capacityNodes: 3,
+    capacity: 5000,
+    capacityEvents: 50,
+    redisServer: 'redis-server',
     pwsBin: PWS_BIN,
     cpuProf: false,
     profileDir: join(RESULTS, 'profiles'),
@@ -114,6 +138,9 @@ function parseArgs(argv: string[]): { parts: Part[]; options: BenchOptions } {
     '--max-rounds': (n) => (options.maxRounds = n),
     '--min-rounds': (n) => (options.minRounds = n),
     '--timeout': (n) => (options.timeoutMs = n * 1000),
+    '--cluster-nodes': (n) => (options.clusterNodes = n),
+    '--capacity-nodes': (n) => (options.capacityNodes = n),
+    '--capacity-events': (n) => (options.capacityEvents = n),
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -126,6 +153,14 @@ function parseArgs(argv: string[]): { parts: Part[]; options: BenchOptions } {
       const path = argv[++i];
       if (path === undefined || !existsSync(path)) throw new Error(`--pws-bin needs the path of a pws-server launcher, got ${path}`);
       options.pwsBin = resolve(path);
+    } else if (arg === '--capacity') {
+      const value = argv[++i];
+      options.capacity = value === 'max' ? Infinity : Number(value);
+      if (!(options.capacity > 0)) throw new Error('--capacity needs a positive number or max');
+    } else if (arg === '--redis-server') {
+      const path = argv[++i];
+      if (path === undefined) throw new Error('--redis-server needs the path of a redis-server binary');
+      options.redisServer = path;
     } else if (arg in numeric) {
       const value = Number(argv[++i]);
       if (!(value > 0)) throw new Error(`${arg} needs a positive number`);
@@ -150,6 +185,8 @@ async function runPart(part: Part, options: BenchOptions): Promise<PartResult> {
       return (await import('./connections')).run(options);
     case 'scrape':
       return (await import('./scrape')).run(options);
+    case 'cluster':
+      return (await import('./cluster')).run(options);
   }
 }
 
@@ -201,6 +238,10 @@ export function formatFigure(value: number, unit: string): string {
 function print(result: PartResult): void {
   console.log(`\n${result.title} [${result.part}]`);
   printTable(result.table);
+  for (const more of result.moreTables ?? []) {
+    console.log(`\n  ${more.title}`);
+    printTable(more.table);
+  }
   for (const note of result.notes) console.log(`  ${note}`);
   if (result.budgets.length > 0) {
     console.log('');
