@@ -1,5 +1,6 @@
 import type { AppConfig } from './options';
 import type { Socket } from './ws/socket';
+import { SocketBuckets } from './limits/socket-buckets';
 import { SocketTable } from './ws/socket-table';
 
 /** A presence channel member: what the others see, and how many of this user's sockets are in. */
@@ -29,6 +30,8 @@ export class AppState {
   readonly users = new Map<string, Set<Socket>>();
   /** Apps requiring sign-in only: sockets not signed in yet → `clock()` when they opened. */
   readonly awaitingSignin: Map<Socket, number> | null;
+  /** Apps with a client-event rate only: each socket's token bucket, by slot. */
+  readonly clientEventBuckets: SocketBuckets | null;
 
   constructor(
     readonly config: AppConfig,
@@ -36,6 +39,7 @@ export class AppState {
   ) {
     this.topicPrefix = `${index}|`;
     this.awaitingSignin = config.userAuthentication ? new Map() : null;
+    this.clientEventBuckets = config.maxClientEventsPerSecond >= 0 ? new SocketBuckets(config.maxClientEventsPerSecond) : null;
   }
 }
 

@@ -9,6 +9,12 @@ export interface AppConfig {
   secret: string;
   /** Concurrent connections allowed (cluster-wide with the Redis adapter); -1 for no limit. */
   maxConnections: number;
+  /** Events × channels the REST API may trigger per second; -1 for no limit. */
+  maxBackendEventsPerSecond: number;
+  /** Client events one socket may send per second; -1 for no limit. */
+  maxClientEventsPerSecond: number;
+  /** REST reads (channels, users) per second; -1 for no limit. */
+  maxReadRequestsPerSecond: number;
   enableClientMessages: boolean;
   enabled: boolean;
   /** Connections must `pusher:signin` within `userAuthenticationTimeoutMs` or are closed with 4009. */
@@ -48,6 +54,7 @@ export interface Options {
   pushgatewayInstance: string;
   pushgatewayDeleteOnShutdown: boolean;
   adapterDriver: AdapterDriver;
+  rateLimiterDriver: AdapterDriver;
   adapterNodeTimeoutMs: number;
   redisUrl: string;
   redisHost: string;
@@ -95,6 +102,9 @@ export const OPTION_SPECS: readonly Spec[] = [
   { env: 'DEFAULT_APP_KEY', key: 'app.key', kind: 'string', default: 'app-key', help: 'Key of the default app.' },
   { env: 'DEFAULT_APP_SECRET', key: 'app.secret', kind: 'string', default: 'app-secret', help: 'Secret of the default app.' },
   { env: 'DEFAULT_APP_MAX_CONNS', key: 'app.maxConnections', kind: 'int', default: '-1', min: -1, help: 'Connections the default app may hold (on every node together with ADAPTER_DRIVER=redis); -1 for no limit.' },
+  { env: 'DEFAULT_APP_MAX_BACKEND_EVENTS_PER_SEC', key: 'app.maxBackendEventsPerSecond', kind: 'int', default: '-1', min: -1, help: 'Events the REST API may trigger per second for the default app, each counted once per channel; above it the whole request gets 429. -1 for no limit.' },
+  { env: 'DEFAULT_APP_MAX_CLIENT_EVENTS_PER_SEC', key: 'app.maxClientEventsPerSecond', kind: 'int', default: '-1', min: -1, help: 'Client events one socket may send per second; above it the event is dropped and the socket gets pusher:error 4301. -1 for no limit.' },
+  { env: 'DEFAULT_APP_MAX_READ_REQ_PER_SEC', key: 'app.maxReadRequestsPerSecond', kind: 'int', default: '-1', min: -1, help: 'REST reads (GET channels and users) per second for the default app; above it 429. -1 for no limit.' },
   { env: 'DEFAULT_APP_ENABLE_CLIENT_MESSAGES', key: 'app.enableClientMessages', kind: 'bool', default: 'false', help: 'Allow client-* events on private and presence channels.' },
   { env: 'DEFAULT_APP_ENABLED', key: 'app.enabled', kind: 'bool', default: 'true', help: 'Accept connections for the default app.' },
   { env: 'DEFAULT_APP_USER_AUTHENTICATION', key: 'app.userAuthentication', kind: 'bool', default: 'false', help: 'Require pusher:signin within USER_AUTHENTICATION_TIMEOUT.' },
@@ -126,6 +136,7 @@ export const OPTION_SPECS: readonly Spec[] = [
   { env: 'METRICS_PUSHGATEWAY_DELETE_ON_SHUTDOWN', key: 'pushgatewayDeleteOnShutdown', kind: 'bool', default: 'false', help: "Delete the node's group from the Pushgateway on shutdown instead of a last push." },
   { env: 'ADAPTER_DRIVER', key: 'adapterDriver', kind: 'adapter', default: 'local', help: 'local: one node, no external service. redis: many nodes act as one server, sharing channels, presence and connection counts through Redis 7+ (docs/scaling.md).' },
   { env: 'ADAPTER_NODE_TIMEOUT', key: 'adapterNodeTimeoutMs', kind: 'int', default: '10000', min: 1000, help: 'Milliseconds without a heartbeat after which a node counts as dead and another node removes its connections from channels and presence; nodes beat every quarter of it.' },
+  { env: 'RATE_LIMITER_DRIVER', key: 'rateLimiterDriver', kind: 'adapter', default: 'local', help: "local: rate limits hold per node. redis: an app's limits hold across every node, on the cluster's Redis (needs ADAPTER_DRIVER=redis); if Redis does not answer, each node counts alone." },
   { env: 'REDIS_URL', key: 'redisUrl', kind: 'string', default: '', help: 'redis[s]://[[user][:password]@]host[:port][/db] of the Redis server, instead of the DB_REDIS_HOST, PORT, USERNAME, PASSWORD, DB and TLS options.' },
   { env: 'DB_REDIS_HOST', key: 'redisHost', kind: 'string', default: '127.0.0.1', help: 'Redis host (ADAPTER_DRIVER=redis).' },
   { env: 'DB_REDIS_PORT', key: 'redisPort', kind: 'int', default: '6379', min: 1, max: 65535, help: 'Redis port.' },
@@ -145,6 +156,9 @@ const APP_FIELDS: Record<keyof AppConfig, Kind> = {
   key: 'string',
   secret: 'string',
   maxConnections: 'int',
+  maxBackendEventsPerSecond: 'int',
+  maxClientEventsPerSecond: 'int',
+  maxReadRequestsPerSecond: 'int',
   enableClientMessages: 'bool',
   enabled: 'bool',
   userAuthentication: 'bool',
@@ -188,6 +202,9 @@ export function loadOptions(env: NodeJS.ProcessEnv = process.env, configPath?: s
   if (out.pushgatewayInstance === undefined) out.pushgatewayInstance = `${hostname()}:${out.port}`;
   checkTlsFiles(out.sslCert as string, out.sslKey as string);
   checkRedis(out);
+  if (out.rateLimiterDriver === 'redis' && out.adapterDriver !== 'redis') {
+    throw new OptionsError('RATE_LIMITER_DRIVER: redis needs ADAPTER_DRIVER=redis (the limits use the cluster\'s Redis connection)');
+  }
   const fileApps = file.apps;
   out.apps = fileApps === undefined ? [defaultApp as unknown as AppConfig] : parseApps(fileApps, configPath!, defaultApp);
   return out as unknown as Options;
@@ -270,7 +287,7 @@ function parseApps(value: unknown, path: string, defaults: Record<string, unknow
         if (CREDENTIALS.includes(field)) throw new OptionsError(`${where}: "${field}" is required`);
         app[field] = defaults[field];
       } else {
-        app[field] = parseValue(raw, kind, `${where} field "${field}"`, field === 'maxConnections' ? -1 : undefined);
+        app[field] = parseValue(raw, kind, `${where} field "${field}"`, field.startsWith('max') ? -1 : undefined);
         if (app[field] === '' && CREDENTIALS.includes(field)) throw new OptionsError(`${where}: "${field}" must not be empty`);
       }
     }
@@ -324,7 +341,7 @@ function parseValue(raw: unknown, kind: Kind, origin: string, min?: number, max?
       return text;
     case 'adapter':
       if (typeof text !== 'string' || !(ADAPTER_DRIVERS as readonly string[]).includes(text)) {
-        throw new OptionsError(`${origin}: unknown adapter driver ${JSON.stringify(raw)} (valid: ${ADAPTER_DRIVERS.join(', ')})`);
+        throw new OptionsError(`${origin}: unknown driver ${JSON.stringify(raw)} (valid: ${ADAPTER_DRIVERS.join(', ')})`);
       }
       return text;
   }

@@ -3,6 +3,8 @@ import { Apps } from './apps';
 import type { Broadcaster, ChannelState } from './adapter/adapter';
 import { LocalChannelState } from './adapter/local-state';
 import type { RedisAdapter } from './cluster/redis-adapter';
+import { LocalRateLimiter, type RateLimiter } from './limits/rate-limiter';
+import { Refusals } from './limits/refusals';
 import { Channels } from './channels/channels';
 import { ChannelEventLog } from './channels/event-log';
 import { channelEventsOf } from './channels/events';
@@ -58,6 +60,9 @@ export class Server {
     this.cluster = options.adapterDriver === 'redis' ? new (loadRedisAdapter())(options, this.apps, this.fanOut, events, this.metrics, this.log) : null;
     const broadcaster: Broadcaster = this.cluster?.broadcaster ?? this.fanOut;
     const state: ChannelState = this.cluster?.state ?? new LocalChannelState();
+    const refusals = this.metrics === null ? null : new Refusals(this.metrics, this.apps);
+    const localLimiter = new LocalRateLimiter(this.apps);
+    const limiter: RateLimiter = options.rateLimiterDriver === 'redis' ? this.cluster!.rateLimiter(localLimiter) : localLimiter;
     const users = new Users(this.fanOut, broadcaster);
     const channels = new Channels({ options, fanOut: this.fanOut, broadcaster, state, events, log: this.log });
 
@@ -71,10 +76,11 @@ export class Server {
       channels,
       users,
       metrics: this.metrics,
+      refusals,
       log: this.log,
       admissionRefusal: () => this.admissionRefusal(),
     }));
-    registerHttpApi(this.app, { apps: this.apps, options, broadcaster, state, metrics: this.metrics, log: this.log });
+    registerHttpApi(this.app, { apps: this.apps, options, broadcaster, state, limiter, refusals, metrics: this.metrics, log: this.log });
     registerHealth(this.app, { closing: () => this.closing, memoryThresholdPercent: options.acceptTrafficMemoryThreshold });
     if (this.metrics !== null && options.metricsServerPort !== 0) {
       this.metricsApp = uws.App();

@@ -58,7 +58,7 @@ describe('environment variables', () => {
       assert.equal(valueOf(options, spec), expected, spec.env);
     }
     assert.deepEqual(options.apps, [
-      { id: 'app-id', key: 'app-key', secret: 'app-secret', maxConnections: -1, enableClientMessages: false, enabled: true, userAuthentication: false },
+      { id: 'app-id', key: 'app-key', secret: 'app-secret', maxConnections: -1, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: false, enabled: true, userAuthentication: false },
     ]);
   });
 
@@ -112,7 +112,7 @@ describe('environment variables', () => {
   test('ADAPTER_DRIVER is local or redis; Redis is reached one way, in a form the client takes', () => {
     assert.equal(loadOptions({}).adapterDriver, 'local');
     assert.equal(loadOptions({ ADAPTER_DRIVER: 'redis' }).adapterDriver, 'redis');
-    refuses({ ADAPTER_DRIVER: 'nats' }, 'ADAPTER_DRIVER: unknown adapter driver "nats" (valid: local, redis)');
+    refuses({ ADAPTER_DRIVER: 'nats' }, 'ADAPTER_DRIVER: unknown driver "nats" (valid: local, redis)');
     assert.equal(loadOptions({ REDIS_URL: 'rediss://u:p@h:6380/2' }).redisUrl, 'rediss://u:p@h:6380/2');
     refuses({ REDIS_URL: 'http://h' }, 'REDIS_URL: expected redis://… or rediss://…, got "http://h"');
     assert.equal(loadOptions({ DB_REDIS_CLUSTER_NODES: 'a:7000, b:7001' }).redisClusterNodes, 'a:7000, b:7001');
@@ -176,7 +176,7 @@ describe('environment variables', () => {
       DEFAULT_APP_ENABLED: '0',
       DEFAULT_APP_USER_AUTHENTICATION: 'true',
     });
-    assert.deepEqual(options.apps, [{ id: 'my-id', key: 'my-key', secret: 'my-secret', maxConnections: 10, enableClientMessages: true, enabled: false, userAuthentication: true }]);
+    assert.deepEqual(options.apps, [{ id: 'my-id', key: 'my-key', secret: 'my-secret', maxConnections: 10, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: true, enabled: false, userAuthentication: true }]);
   });
 });
 
@@ -204,8 +204,8 @@ describe('config file', () => {
     });
     const o = loadOptions({ DEFAULT_APP_MAX_CONNS: '100' }, path);
     assert.deepEqual(o.apps, [
-      { id: 'a', key: 'key-a', secret: 'secret-a', maxConnections: 100, enableClientMessages: true, enabled: true, userAuthentication: false },
-      { id: 'b', key: 'key-b', secret: 'secret-b', maxConnections: 5, enableClientMessages: false, enabled: false, userAuthentication: true },
+      { id: 'a', key: 'key-a', secret: 'secret-a', maxConnections: 100, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: true, enabled: true, userAuthentication: false },
+      { id: 'b', key: 'key-b', secret: 'secret-b', maxConnections: 5, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: false, enabled: false, userAuthentication: true },
     ]);
   });
 
@@ -247,7 +247,7 @@ describe('config file', () => {
     ['an app with an empty secret', { apps: [{ id: 'a', key: 'k', secret: ' ' }] }, (p) => `apps[0] in ${p}: "secret" must not be empty`],
     ['an app with an empty id', { apps: [{ id: '', key: 'k', secret: 's' }] }, (p) => `apps[0] in ${p}: "id" must not be empty`],
     ['an app with a numeric id', { apps: [{ id: 1, key: 'k', secret: 's' }] }, (p) => `apps[0] in ${p} field "id": expected a string, got 1`],
-    ['an app with an unknown field', { apps: [{ id: 'a', key: 'k', secret: 's', max_connections: 1 }] }, (p) => `apps[0] in ${p}: unknown field "max_connections" (valid: id, key, secret, maxConnections, enableClientMessages, enabled, userAuthentication)`],
+    ['an app with an unknown field', { apps: [{ id: 'a', key: 'k', secret: 's', max_connections: 1 }] }, (p) => `apps[0] in ${p}: unknown field "max_connections" (valid: id, key, secret, maxConnections, maxBackendEventsPerSecond, maxClientEventsPerSecond, maxReadRequestsPerSecond, enableClientMessages, enabled, userAuthentication)`],
     ['an app with a bad maxConnections', { apps: [{ id: 'a', key: 'k', secret: 's', maxConnections: -2 }] }, (p) => `apps[0] in ${p} field "maxConnections": must be at least -1, got -2`],
     ['an app with a bad boolean', { apps: [{ id: 'a', key: 'k', secret: 's', enabled: 'yes' }] }, (p) => `apps[0] in ${p} field "enabled": expected true, false, 1 or 0, got "yes"`],
     [

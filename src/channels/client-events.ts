@@ -1,27 +1,35 @@
 import type { Broadcaster } from '../adapter/adapter';
+import type { FanOut } from '../adapter/fan-out';
+import type { Refusals } from '../limits/refusals';
 import type { Options } from '../options';
 import { channelKind } from '../protocol/channel-names';
 import { ErrorCode, PusherError } from '../protocol/errors';
-import { eventFrame } from '../protocol/frames';
+import { errorFrame, eventFrame } from '../protocol/frames';
 import { socketId, type Socket } from '../ws/socket';
 import type { ChannelEvents } from './events';
+
+/** What relaying a client event needs from the rest of the server. */
+export interface ClientEventContext {
+  options: Options;
+  fanOut: FanOut;
+  broadcaster: Broadcaster;
+  events: ChannelEvents | null;
+  refusals: Refusals | null;
+}
+
+// Sent at the abuser's rate, so built once: no Error, no string per refusal.
+const OVER_RATE = errorFrame(ErrorCode.clientEventRejected, 'Client event rate limit reached: this event was dropped');
 
 /**
  * Relays a `client-*` event from one socket to the other subscribers of its channel:
  * only on private and presence channels the sender has joined, only when the app allows client
- * messages, never echoed to the sender, tagged with `user_id` on presence channels.
+ * messages, never echoed to the sender, tagged with `user_id` on presence channels, and within
+ * the app's client-event rate per socket.
  */
-export function relayClientEvent(
-  ws: Socket,
-  event: string,
-  channel: string | undefined,
-  data: unknown,
-  options: Options,
-  broadcaster: Broadcaster,
-  events: ChannelEvents | null,
-): void {
+export function relayClientEvent(ctx: ClientEventContext, ws: Socket, event: string, channel: string | undefined, data: unknown): void {
   const socket = ws.getUserData();
   const app = socket.app;
+  const { options } = ctx;
   if (!app.config.enableClientMessages) throw new PusherError(ErrorCode.clientEventRejected, 'Client events are not enabled for this app');
   if (channel === undefined) throw new PusherError(ErrorCode.clientEventRejected, `Client event ${event} has no channel`);
   const kind = channelKind(channel);
@@ -33,8 +41,13 @@ export function relayClientEvent(
   if (event.length > options.eventMaxNameLength) {
     throw new PusherError(ErrorCode.clientEventRejected, `Client event name is longer than ${options.eventMaxNameLength} characters`);
   }
+  if (app.clientEventBuckets !== null && !app.clientEventBuckets.take(socket.slot, performance.now())) {
+    ctx.refusals?.count(app, 'client_events');
+    ctx.fanOut.send(ws, OVER_RATE);
+    return;
+  }
   const id = socketId(ws);
   const presenceUser = kind === 'presence' ? userId : undefined;
-  broadcaster.publish(app, channel, eventFrame(event, channel, data, presenceUser), id);
-  events?.clientEvent(app, channel, event, data, id, presenceUser);
+  ctx.broadcaster.publish(app, channel, eventFrame(event, channel, data, presenceUser), id);
+  ctx.events?.clientEvent(app, channel, event, data, id, presenceUser);
 }

@@ -7,7 +7,8 @@ import type { AppState } from '../apps';
  *
  * Per app:  subs (channel → subscriptions), members:<channel> (user → nodes holding it),
  *           info:<channel> (user → user_info), conns (node → connections),
- *           node:<node> (what that node added: `s\n<channel>` → subscriptions, `m\n<channel>\n<user>` → 1)
+ *           node:<node> (what that node added: `s\n<channel>` → subscriptions, `m\n<channel>\n<user>` → 1),
+ *           limit:<limit> (a rate limit's token bucket)
  * Global:   node:<node> (heartbeat, expires), nodes (set of node ids), reap:<node> (the reaper's lock)
  */
 export class Keys {
@@ -37,6 +38,11 @@ export class Keys {
   /** What a node added to an app's state, so that it can be taken out again when the node dies. */
   owned(app: AppState, node: string): string {
     return `${this.app(app)}node:${node}`;
+  }
+
+  /** A rate limit's token bucket (RATE_LIMITER_DRIVER=redis). */
+  rateLimit(app: AppState, limit: string): string {
+    return `${this.app(app)}limit:${limit}`;
   }
 
   heartbeat(node: string): string {

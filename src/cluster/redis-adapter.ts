@@ -6,6 +6,8 @@ import type { ChannelEvents } from '../channels/events';
 import type { Log } from '../log';
 import type { PwsMetrics } from '../metrics/pws-metrics';
 import type { Options } from '../options';
+import type { LocalRateLimiter } from '../limits/rate-limiter';
+import { RedisRateLimiter } from '../limits/redis-rate-limiter';
 import { ClusterMetrics } from './cluster-metrics';
 import { Heartbeat } from './heartbeat';
 import { Keys } from './keys';
@@ -43,6 +45,11 @@ export class RedisAdapter {
     });
     this.state = new RedisChannelState(this.link, keys, this.node, options.presenceMaxMembers, this.metrics);
     this.broadcaster = new RedisBroadcaster(fanOut, this.link, keys, this.node, apps, this.metrics, log);
+  }
+
+  /** Rate limits held across every node on this Redis connection, falling back to `local`. */
+  rateLimiter(local: LocalRateLimiter): RedisRateLimiter {
+    return new RedisRateLimiter(this.link, this.keys, local, this.log);
   }
 
   /** Waits briefly for Redis, then beats once (which also clears what a previous run left under this node). */

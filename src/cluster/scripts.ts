@@ -4,7 +4,8 @@
 import { createHash } from 'node:crypto';
 import type { Script } from './redis-link';
 
-function script(source: string): Script {
+/** A script and its SHA-1. */
+export function script(source: string): Script {
   return { source, sha: createHash('sha1').update(source).digest('hex') };
 }
 

@@ -3,7 +3,9 @@ import { channelKind, isUserChannel, validChannelName } from '../protocol/channe
 import { HttpError } from '../protocol/errors';
 import type { Broadcaster, ChannelState, ChannelSummary } from '../adapter/adapter';
 import { readBody } from './body';
-import { writeJson } from './reply';
+import { writeBody, writeJson } from './reply';
+import type { Refusals } from '../limits/refusals';
+import type { RateLimit, RateLimiter, Verdict } from '../limits/rate-limiter';
 import type { Log } from '../log';
 import type { PwsMetrics } from '../metrics/pws-metrics';
 import type { Options } from '../options';
@@ -17,6 +19,8 @@ export interface HttpContext {
   options: Options;
   broadcaster: Broadcaster;
   state: ChannelState;
+  limiter: RateLimiter;
+  refusals: Refusals | null;
   metrics: PwsMetrics | null;
   log: Log;
 }
@@ -97,16 +101,49 @@ function serve(ctx: HttpContext, res: HttpResponse, req: HttpRequest, method: 'g
       ctx.metrics?.httpReceivedBytes.add(slot, body.length);
       const query = parseQuery(queryString);
       verifyRequest(app.config, method.toUpperCase(), path, query, body);
-      return handler(ctx, { app, params: params.slice(1) as string[], query, body });
+      const call = { app, params: params.slice(1) as string[], query, body };
+      if (method === 'get' && app.config.maxReadRequestsPerSecond >= 0) {
+        return admit(ctx, app, 'read_requests', 1).then((refused) => refused ?? handler(ctx, call));
+      }
+      return handler(ctx, call);
     })
     .then(
-      (result) => reply(ctx, res, slot, aborted, 200, result),
+      (result) => {
+        if (result instanceof LimitRefusal) return refuse(ctx, res, slot, aborted, result);
+        reply(ctx, res, slot, aborted, 200, result);
+      },
       (err: unknown) => {
         if (err instanceof HttpError) return reply(ctx, res, slot, aborted, err.status, { error: err.message });
         ctx.log.error(`REST ${method.toUpperCase()} ${path} failed: ${(err as Error)?.stack ?? err}`);
         reply(ctx, res, slot, aborted, 500, { error: 'Internal server error' });
       },
     );
+}
+
+/** A request over a rate limit: answered 429, returned rather than thrown (no Error, no stack, at the abuser's rate). */
+class LimitRefusal {
+  constructor(
+    readonly limit: RateLimit,
+    readonly verdict: Verdict,
+  ) {}
+}
+
+/** Counts `cost` against the app's `limit`; null when the request may go on. */
+async function admit(ctx: HttpContext, app: AppState, limit: RateLimit, cost: number): Promise<LimitRefusal | null> {
+  const verdict = await ctx.limiter.consume(app, limit, cost);
+  if (verdict.allowed) return null;
+  ctx.refusals?.count(app, limit);
+  return new LimitRefusal(limit, verdict);
+}
+
+function refuse(ctx: HttpContext, res: HttpResponse, slot: number, aborted: boolean, refusal: LimitRefusal): void {
+  if (aborted) return;
+  const { limit, retryAfter, remaining } = refusal.verdict;
+  const what = refusal.limit === 'backend_events' ? 'events (× channels) triggered' : 'read requests';
+  const body = JSON.stringify({ error: `Rate limit reached: at most ${limit} ${what} per second for this app (${refusal.limit}); retry after ${retryAfter} s` });
+  const headers = { 'Retry-After': String(retryAfter), 'X-RateLimit-Limit': String(limit), 'X-RateLimit-Remaining': String(remaining) };
+  const sent = writeBody(res, 429, 'application/json', body, headers);
+  ctx.metrics?.httpTransmittedBytes.add(slot, sent);
 }
 
 function reply(ctx: HttpContext, res: HttpResponse, slot: number, aborted: boolean, status: number, body: unknown): void {
@@ -223,6 +260,10 @@ function publish(ctx: HttpContext, app: AppState, event: ApiEvent): void {
 async function triggerEvent(ctx: HttpContext, call: Call): Promise<unknown> {
   const event = validateEvent(ctx.options, parseJsonObject(call.body), 'event', true);
   for (const channel of event.channels) checkInfo(channel, event.info);
+  if (call.app.config.maxBackendEventsPerSecond >= 0) {
+    const refused = await admit(ctx, call.app, 'backend_events', event.channels.length);
+    if (refused !== null) return refused;
+  }
   publish(ctx, call.app, event);
   if (event.info.length === 0) return {};
   const channels: Record<string, Record<string, number>> = keyedByName();
@@ -238,6 +279,11 @@ async function triggerBatch(ctx: HttpContext, call: Call): Promise<unknown> {
   // Validate every event before publishing any, so a bad batch delivers nothing.
   const events = batch.map((raw, i) => validateEvent(ctx.options, raw, `batch[${i}]`, false));
   for (const event of events) checkInfo(event.channels[0], event.info);
+  if (call.app.config.maxBackendEventsPerSecond >= 0) {
+    // Billed like Pusher: each event once per channel; refused whole, nothing delivered.
+    const refused = await admit(ctx, call.app, 'backend_events', events.length);
+    if (refused !== null) return refused;
+  }
   for (const event of events) publish(ctx, call.app, event);
   if (events.every((e) => e.info.length === 0)) return {};
   return { batch: await Promise.all(events.map((e) => channelInfo(ctx, call.app, e.channels[0], e.info))) };

@@ -6,6 +6,7 @@ import { ErrorCode, PusherError, SubscriptionError } from '../protocol/errors';
 import type { Broadcaster, ChannelState } from '../adapter/adapter';
 import type { FanOut } from '../adapter/fan-out';
 import type { ChannelEvents } from '../channels/events';
+import type { Refusals } from '../limits/refusals';
 import type { Log } from '../log';
 import type { PwsMetrics } from '../metrics/pws-metrics';
 import type { Options } from '../options';
@@ -20,7 +21,10 @@ import type { WebSocketBehavior } from 'uWebSockets.js';
 const UTF8 = new TextDecoder();
 
 // Stands in for the app of a socket refused before it had one (unknown key); never counted.
-const NO_APP = new AppState({ id: '', key: '', secret: '', maxConnections: 0, enableClientMessages: false, enabled: false, userAuthentication: false }, -1);
+const NO_APP = new AppState(
+  { id: '', key: '', secret: '', maxConnections: 0, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: false, enabled: false, userAuthentication: false },
+  -1,
+);
 
 /** What the WebSocket side needs from the rest of the server. */
 export interface WsContext {
@@ -33,6 +37,8 @@ export interface WsContext {
   channels: Channels;
   users: Users;
   metrics: PwsMetrics | null;
+  /** Counts quota and rate-limit refusals; null with metrics off. */
+  refusals: Refusals | null;
   log: Log;
   /** Why new connections are refused right now (shutting down, over memory), or null. */
   admissionRefusal(): PusherError | null;
@@ -82,6 +88,7 @@ export function wsBehavior(ctx: WsContext): WebSocketBehavior<SocketData> {
       const app = socket.app;
       socket.slot = app.sockets.add(ws);
       app.awaitingSignin?.set(ws, socket.activity);
+      app.clientEventBuckets?.reset(socket.slot, performance.now());
       if (metrics !== null) {
         metrics.connected.add(app.metricsSlot, 1);
         metrics.newConnections.add(app.metricsSlot, 1);
@@ -138,7 +145,10 @@ function refusal(ctx: WsContext, app: AppState | undefined, protocol: string | u
     return new PusherError(ErrorCode.unsupportedProtocol, `Unsupported protocol version ${protocol}: this server speaks 5 to 7`, true);
   }
   const max = app.config.maxConnections;
-  if (max >= 0 && ctx.state.connections(app) >= max) return new PusherError(ErrorCode.overConnectionQuota, 'The app has reached its connection quota', true);
+  if (max >= 0 && ctx.state.connections(app) >= max) {
+    ctx.refusals?.count(app, 'connection_quota');
+    return new PusherError(ErrorCode.overConnectionQuota, 'The app has reached its connection quota', true);
+  }
   return ctx.admissionRefusal();
 }
 
@@ -158,7 +168,7 @@ function handleFrame(ctx: WsContext, ws: Socket, text: string): void | Promise<v
       return ctx.users.signIn(ws, frame.data);
   }
   if (frame.event.startsWith('client-')) {
-    relayClientEvent(ws, frame.event, frame.channel, frame.data, ctx.options, ctx.broadcaster, ctx.events);
+    relayClientEvent(ctx, ws, frame.event, frame.channel, frame.data);
     return;
   }
   throw new PusherError(null, `Unsupported event "${frame.event.slice(0, 100)}"`);
