@@ -1,7 +1,7 @@
 import { ActivityMonitor } from './ws/activity';
 import { Apps } from './apps';
 import { Channels } from './channels/channels';
-import { ErrorCode, PusherError } from './protocol/errors';
+import { ErrorCode, ListenError, PusherError } from './protocol/errors';
 import { FanOut } from './adapter/fan-out';
 import { MemoryWatch, registerHealth } from './http/health';
 import { registerHttpApi } from './http/api';
@@ -82,9 +82,16 @@ export class Server {
 
   /** Binds the port(s) and starts the activity monitor. Rejects if a port cannot be bound. */
   async start(): Promise<void> {
-    this.port = await listen(this.app, this.options.host, this.options.port, this.listenSockets, 'PORT');
-    if (this.metricsApp !== null) {
-      this.metricsPort = await listen(this.metricsApp, this.options.host, this.options.metricsServerPort, this.listenSockets, 'METRICS_SERVER_PORT');
+    try {
+      this.port = await listen(this.app, this.options.host, this.options.port, this.listenSockets, 'PORT');
+      if (this.metricsApp !== null) {
+        this.metricsPort = await listen(this.metricsApp, this.options.host, this.options.metricsServerPort, this.listenSockets, 'METRICS_SERVER_PORT');
+      }
+    } catch (err) {
+      // A server that cannot take every port it was given holds none.
+      for (const socket of this.listenSockets) uws.us_listen_socket_close(socket);
+      this.listenSockets = [];
+      throw err;
     }
     this.activity = new ActivityMonitor(this.apps, this.options, this.fanOut);
     this.memory = new MemoryWatch(this.options.acceptTrafficMemoryThreshold);
@@ -135,11 +142,13 @@ export class Server {
   }
 }
 
+// Exclusive: uWS binds with SO_REUSEPORT by default, so a second server on a port in use would
+// start and the kernel would split clients between the two.
 function listen(app: TemplatedApp, host: string, port: number, sockets: us_listen_socket[], option: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    app.listen(host, port, (socket) => {
+    app.listen(host, port, uws.LIBUS_LISTEN_EXCLUSIVE_PORT, (socket) => {
       if (socket === false) {
-        reject(new Error(`${option}: cannot listen on ${host}:${port} (in use, or not permitted)`));
+        reject(new ListenError(option, host, port));
         return;
       }
       sockets.push(socket);

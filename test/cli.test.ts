@@ -178,6 +178,27 @@ describe('a bad option prints one line naming it and exits 1', () => {
       busy.close();
     }
   });
+
+  // uWS binds with SO_REUSEPORT unless told otherwise: two pws-servers would share a port and the
+  // kernel would split their clients between them.
+  for (const option of ['PORT', 'METRICS_SERVER_PORT'] as const) {
+    test(`a ${option} held by another pws-server`, async () => {
+      let first: Running | undefined;
+      let second: ReturnType<typeof spawnCli> | undefined;
+      try {
+        const metricsPort = await freePort();
+        first = await startCli({ METRICS_ENABLED: '1', METRICS_SERVER_PORT: String(metricsPort) });
+        const port = option === 'PORT' ? first.port : metricsPort;
+        const env = { HOST: '127.0.0.1', PORT: String(option === 'PORT' ? first.port : await freePort()), METRICS_ENABLED: '1', METRICS_SERVER_PORT: String(metricsPort) };
+        if (option === 'PORT') env.METRICS_SERVER_PORT = String(await freePort());
+        second = spawnCli(['start'], env);
+        assertOneLineError(await within(second.exited, 10_000, 'the second server to exit'), `pws-server: ${option}: cannot listen on 127.0.0.1:${port} (in use, or not permitted)`);
+      } finally {
+        if (second !== undefined && second.child.exitCode === null) second.child.kill('SIGKILL');
+        cleanup(first);
+      }
+    });
+  }
 });
 
 describe('start', () => {
