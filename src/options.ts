@@ -100,7 +100,7 @@ export const OPTION_SPECS: readonly Spec[] = [
   { env: 'METRICS_ENABLED', key: 'metricsEnabled', kind: 'bool', default: 'false', help: 'Count traffic and serve GET /metrics.' },
   { env: 'METRICS_DRIVER', key: 'metricsDriver', kind: 'driver', default: 'prometheus', help: `How metrics leave the node: ${METRICS_DRIVERS.join(' or ')}.` },
   { env: 'METRICS_PROMETHEUS_PREFIX', key: 'metricsPrefix', kind: 'string', default: 'pws_', help: 'Prefix of every metric name.' },
-  { env: 'METRICS_SERVER_PORT', key: 'metricsServerPort', kind: 'int', default: '0', min: 0, max: 65535, help: 'Serve /metrics on this port instead of PORT; 0 keeps it on PORT.' },
+  { env: 'METRICS_SERVER_PORT', key: 'metricsServerPort', kind: 'int', default: '0', min: 0, max: 65535, help: 'Serve /metrics on this port instead of PORT (it must differ from PORT); 0 keeps it on PORT.' },
   { env: 'METRICS_PUSHGATEWAY_URL', key: 'pushgatewayUrl', kind: 'url', default: 'http://127.0.0.1:9091', help: 'Pushgateway base URL (driver pushgateway).' },
   { env: 'METRICS_PUSHGATEWAY_INTERVAL', key: 'pushgatewayIntervalMs', kind: 'int', default: '15000', min: 100, help: 'Milliseconds between pushes.' },
   { env: 'METRICS_PUSHGATEWAY_JOB', key: 'pushgatewayJob', kind: 'string', default: 'pws', help: 'Pushgateway job label.' },
@@ -154,6 +154,10 @@ export function loadOptions(env: NodeJS.ProcessEnv = process.env, configPath?: s
     }
   }
   if (out.pushgatewayInstance === undefined) out.pushgatewayInstance = `${hostname()}:${out.port}`;
+  // One port cannot carry both listeners: say so, rather than fail to bind it as if another process held it.
+  if (out.metricsServerPort !== 0 && out.metricsServerPort === out.port) {
+    throw new OptionsError(`METRICS_SERVER_PORT: must differ from PORT (${out.port}); 0 serves /metrics on PORT`);
+  }
   checkTlsFiles(out.sslCert as string, out.sslKey as string);
   const fileApps = file.apps;
   out.apps = fileApps === undefined ? [defaultApp as unknown as AppConfig] : parseApps(fileApps, configPath!, defaultApp);

@@ -91,6 +91,14 @@ describe('environment variables', () => {
     }
   });
 
+  test('METRICS_SERVER_PORT equal to a non-zero PORT is refused (0 is the way to share PORT)', () => {
+    refuses({ PORT: '7001', METRICS_SERVER_PORT: '7001' }, 'METRICS_SERVER_PORT: must differ from PORT (7001); 0 serves /metrics on PORT');
+    refuses({ METRICS_SERVER_PORT: '6001' }, 'METRICS_SERVER_PORT: must differ from PORT (6001); 0 serves /metrics on PORT');
+    refuses({ METRICS_SERVER_PORT: '7001' }, 'METRICS_SERVER_PORT: must differ from PORT (7001); 0 serves /metrics on PORT', configFile({ PORT: 7001 }));
+    assert.deepEqual([loadOptions({ PORT: '0', METRICS_SERVER_PORT: '0' }).metricsServerPort, loadOptions({ PORT: '0', METRICS_SERVER_PORT: '7002' }).metricsServerPort], [0, 7002]);
+    assert.equal(loadOptions({ PORT: '7001', METRICS_SERVER_PORT: '7002' }).metricsServerPort, 7002);
+  });
+
   test('every boolean variable reads true/1 as true and false/0 as false, and refuses anything else', () => {
     for (const spec of byKind('bool')) {
       for (const [text, value] of [['true', true], ['1', true], ['false', false], ['0', false], [' true ', true]] as const) {
