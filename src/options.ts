@@ -1,4 +1,5 @@
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { type KeyObject, X509Certificate, createPrivateKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { OptionsError } from './protocol/errors';
 
@@ -158,23 +159,52 @@ export function loadOptions(env: NodeJS.ProcessEnv = process.env, configPath?: s
   if (out.metricsServerPort !== 0 && out.metricsServerPort === out.port) {
     throw new OptionsError(`METRICS_SERVER_PORT: must differ from PORT (${out.port}); 0 serves /metrics on PORT`);
   }
-  checkTlsFiles(out.sslCert as string, out.sslKey as string);
+  checkTlsFiles(out.sslCert as string, out.sslKey as string, out.sslPass as string);
   const fileApps = file.apps;
   out.apps = fileApps === undefined ? [defaultApp as unknown as AppConfig] : parseApps(fileApps, configPath!, defaultApp);
   return out as unknown as Options;
 }
 
-// uWS reports a missing or unreadable certificate only as "App construction failed"; name the option instead.
-function checkTlsFiles(cert: string, key: string): void {
+// uWS reports every unusable certificate or key only as "App construction failed": name the option and the reason.
+function checkTlsFiles(cert: string, key: string, pass: string): void {
   if (cert === '' && key === '') return;
   if (cert === '' || key === '') throw new OptionsError(`${cert === '' ? 'SSL_CERT' : 'SSL_KEY'}: must be set too when ${cert === '' ? 'SSL_KEY' : 'SSL_CERT'} is set`);
-  for (const [name, path] of [['SSL_CERT', cert], ['SSL_KEY', key]]) {
-    try {
-      accessSync(path, constants.R_OK);
-    } catch (err) {
-      throw new OptionsError(`${name}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? err})`);
-    }
+  const certPem = readTlsFile('SSL_CERT', cert);
+  const keyPem = readTlsFile('SSL_KEY', key);
+  let certificate: X509Certificate;
+  try {
+    // uWS reads PEM only, where X509Certificate would take DER too.
+    if (!certPem.includes('-----BEGIN CERTIFICATE-----')) throw new Error('no BEGIN CERTIFICATE line');
+    certificate = new X509Certificate(certPem);
+  } catch (err) {
+    throw new OptionsError(`SSL_CERT: ${cert} is not a PEM certificate (${opensslReason(err)})`);
   }
+  const keyText = keyPem.toString('latin1');
+  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(keyText)) throw new OptionsError(`SSL_KEY: ${key} is not a PEM private key (no BEGIN PRIVATE KEY line)`);
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey({ key: keyPem, format: 'pem', passphrase: pass === '' ? undefined : pass });
+  } catch (err) {
+    // Both PKCS#8 ("BEGIN ENCRYPTED PRIVATE KEY") and legacy ("Proc-Type: 4,ENCRYPTED") encrypted keys say so in clear.
+    if (/-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(keyText)) {
+      throw new OptionsError(pass === '' ? `SSL_PASS: must be set: ${key} is an encrypted key` : `SSL_PASS: does not decrypt ${key}`);
+    }
+    throw new OptionsError(`SSL_KEY: ${key} is not a PEM private key (${opensslReason(err)})`);
+  }
+  if (!certificate.checkPrivateKey(privateKey)) throw new OptionsError(`SSL_KEY: ${key} does not match the certificate in ${cert}`);
+}
+
+function readTlsFile(option: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new OptionsError(`${option}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? err})`);
+  }
+}
+
+// OpenSSL's "error:0480006C:PEM routines::no start line" → "no start line".
+function opensslReason(err: unknown): string {
+  return String((err as Error)?.message ?? err).split('::').pop()!;
 }
 
 function readConfigFile(path: string): Source {

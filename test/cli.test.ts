@@ -13,6 +13,7 @@ import Pusher from 'pusher';
 import PusherJs from 'pusher-js';
 import { OPTION_SPECS } from '../src/options';
 import { RawSocket, connected, nextEvent, subscribed } from './helpers/server';
+import { TLS } from './helpers/tls';
 
 const ROOT = join(__dirname, '..', '..');
 const BIN = join(ROOT, 'bin', 'pws-server.js');
@@ -155,6 +156,8 @@ describe('a bad option prints one line naming it and exits 1', () => {
     ['an unknown option', ['start', '--verbose'], {}, 'pws-server: unknown option --verbose (see pws-server --help)'],
     ['an unknown command', ['stop'], {}, 'pws-server: unknown command "stop" (see pws-server --help)'],
     ['no command', [], {}, 'pws-server: missing command: use "pws-server start"'],
+    ['an SSL_KEY that does not match SSL_CERT', ['start'], { SSL_CERT: TLS.cert, SSL_KEY: TLS.otherKey }, `pws-server: SSL_KEY: ${TLS.otherKey} does not match the certificate in ${TLS.cert}`],
+    ['an encrypted SSL_KEY without SSL_PASS', ['start'], { SSL_CERT: TLS.cert, SSL_KEY: TLS.encryptedKey }, `pws-server: SSL_PASS: must be set: ${TLS.encryptedKey} is an encrypted key`],
   ];
   for (const [what, args, env, line] of cases) {
     test(what, async () => {

@@ -4,10 +4,12 @@
 import { after, test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OptionsError } from '../src/protocol/errors';
 import { OPTION_SPECS, loadOptions, type Options } from '../src/options';
+import { TLS } from './helpers/tls';
 
 type Spec = (typeof OPTION_SPECS)[number];
 
@@ -16,6 +18,21 @@ function valueOf(options: Options, spec: Spec): unknown {
   if (spec.key.startsWith('app.')) return options.apps[0][spec.key.slice(4) as keyof Options['apps'][number]];
   return options[spec.key as keyof Options];
 }
+
+/** Like `refuses`, for messages that end in a reason worded by OpenSSL. */
+function refusesLike(env: Record<string, string>, message: RegExp): void {
+  assert.throws(
+    () => loadOptions(env),
+    (err: unknown) => {
+      assert.ok(err instanceof OptionsError, `expected an OptionsError, got ${err}`);
+      assert.match(err.message, message);
+      assert.ok(!err.message.includes('\n'));
+      return true;
+    },
+  );
+}
+
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** Asserts that loading throws an OptionsError whose single-line message is exactly `message`. */
 function refuses(env: Record<string, string>, message: string, configPath?: string): void {
@@ -143,15 +160,35 @@ describe('environment variables', () => {
   });
 
   test('SSL_CERT and SSL_KEY go together and must name readable files', () => {
-    const cert = configFile('cert');
-    const key = configFile('key');
-    const options = loadOptions({ SSL_CERT: cert, SSL_KEY: key, SSL_PASS: 'pass' });
-    assert.deepEqual([options.sslCert, options.sslKey, options.sslPass], [cert, key, 'pass']);
-    refuses({ SSL_CERT: cert }, 'SSL_KEY: must be set too when SSL_CERT is set');
-    refuses({ SSL_KEY: key }, 'SSL_CERT: must be set too when SSL_KEY is set');
+    const options = loadOptions({ SSL_CERT: TLS.cert, SSL_KEY: TLS.key, SSL_PASS: 'pass' });
+    assert.deepEqual([options.sslCert, options.sslKey, options.sslPass], [TLS.cert, TLS.key, 'pass']);
+    refuses({ SSL_CERT: TLS.cert }, 'SSL_KEY: must be set too when SSL_CERT is set');
+    refuses({ SSL_KEY: TLS.key }, 'SSL_CERT: must be set too when SSL_KEY is set');
     const missing = join(dir, 'missing.pem');
-    refuses({ SSL_CERT: missing, SSL_KEY: key }, `SSL_CERT: cannot read ${missing} (ENOENT)`);
-    refuses({ SSL_CERT: cert, SSL_KEY: missing }, `SSL_KEY: cannot read ${missing} (ENOENT)`);
+    refuses({ SSL_CERT: missing, SSL_KEY: TLS.key }, `SSL_CERT: cannot read ${missing} (ENOENT)`);
+    refuses({ SSL_CERT: TLS.cert, SSL_KEY: missing }, `SSL_KEY: cannot read ${missing} (ENOENT)`);
+  });
+
+  // uWS reports each of these only as "App construction failed".
+  test('SSL_CERT must hold a PEM certificate, naming the file and the reason', () => {
+    const der = configFile('');
+    writeFileSync(der, new X509Certificate(readFileSync(TLS.cert)).raw);
+    for (const path of [configFile('not a certificate'), der, TLS.key, configFile('-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n')]) {
+      refusesLike({ SSL_CERT: path, SSL_KEY: TLS.key }, new RegExp(`^SSL_CERT: ${escape(path)} is not a PEM certificate \\([^)]+\\)$`));
+    }
+  });
+
+  test('SSL_KEY must hold a PEM private key that matches the certificate', () => {
+    for (const path of [configFile('not a key'), TLS.cert, configFile('-----BEGIN PRIVATE KEY-----\n!!!\n-----END PRIVATE KEY-----\n')]) {
+      refusesLike({ SSL_CERT: TLS.cert, SSL_KEY: path }, new RegExp(`^SSL_KEY: ${escape(path)} is not a PEM private key \\([^)]+\\)$`));
+    }
+    refuses({ SSL_CERT: TLS.cert, SSL_KEY: TLS.otherKey }, `SSL_KEY: ${TLS.otherKey} does not match the certificate in ${TLS.cert}`);
+  });
+
+  test('an encrypted SSL_KEY needs the right SSL_PASS', () => {
+    assert.equal(loadOptions({ SSL_CERT: TLS.cert, SSL_KEY: TLS.encryptedKey, SSL_PASS: TLS.pass }).sslPass, TLS.pass);
+    refuses({ SSL_CERT: TLS.cert, SSL_KEY: TLS.encryptedKey }, `SSL_PASS: must be set: ${TLS.encryptedKey} is an encrypted key`);
+    refuses({ SSL_CERT: TLS.cert, SSL_KEY: TLS.encryptedKey, SSL_PASS: 'wrong' }, `SSL_PASS: does not decrypt ${TLS.encryptedKey}`);
   });
 
   test('a variable set to the empty string counts as unset', () => {

@@ -1,15 +1,19 @@
 // Server start-up (src/server.ts): each port is bound exclusively, so a second server on a port in
 // use refuses to start with a ListenError naming the option and the port, instead of sharing the
-// port with the first and silently splitting its clients between the two.
+// port with the first and silently splitting its clients between the two. TLS files that options
+// validation accepts are files uWS can serve.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { get } from 'node:https';
 import { createServer } from 'node:net';
 import { loadOptions } from '../src/options';
 import { Log } from '../src/log';
 import { ListenError } from '../src/protocol/errors';
 import { Server } from '../src/server';
-import { startServer } from './helpers/server';
+import { RawSocket, startServer } from './helpers/server';
+import { TLS } from './helpers/tls';
 
 function server(env: Record<string, string>): Server {
   const options = loadOptions({ HOST: '127.0.0.1', PORT: '0', SHUTDOWN_GRACE_PERIOD: '0', ...env });
@@ -56,4 +60,21 @@ test('a second server on the METRICS_SERVER_PORT of a running one refuses to sta
   const third = server({ PORT: String(second.port) });
   await third.start();
   await third.stop();
+});
+
+test('the certificate and encrypted key that options validation accepts serve https and wss', async (t) => {
+  const s = await startServer({ SSL_CERT: TLS.cert, SSL_KEY: TLS.encryptedKey, SSL_PASS: TLS.pass });
+  t.after(() => s.stop());
+  const ca = readFileSync(TLS.cert);
+  const res = await new Promise<{ status?: number; body: string }>((resolve, reject) => {
+    get(`https://127.0.0.1:${s.port}/`, { ca }, (r) => {
+      let body = '';
+      r.on('data', (d) => (body += d));
+      r.on('end', () => resolve({ status: r.statusCode, body }));
+    }).on('error', reject);
+  });
+  assert.deepEqual(res, { status: 200, body: 'OK' });
+  const ws = await RawSocket.connect(`wss://127.0.0.1:${s.port}/app/app-key?protocol=7`, { ca });
+  t.after(() => ws.close());
+  assert.match(await ws.socketId(), /^\d+\.\d+$/);
 });
