@@ -66,6 +66,14 @@ interface Spec {
   help: string;
 }
 
+// Maxima: each integer ends where what consumes it would wrap or fail. Ports: uWS takes them modulo
+// 65536. Message and request sizes: every accepted message or body is decoded into one JS string,
+// which V8 caps at 2^29 - 24 characters on 64-bit; this also keeps twice the WebSocket limit, uWS's
+// 32-bit payload ceiling, from wrapping (at 2097152 KB it wrapped to 0 and every message was dropped).
+// Delays: setTimeout fires at once for anything above 2^31 - 1 ms.
+const MAX_DECODED_KB = 524287;
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /**
  * The single table of options: parsing, `--help` and docs/configuration.md all come from it.
  * Option names are the unprefixed ones pWS users already have in their environments.
@@ -91,10 +99,10 @@ export const OPTION_SPECS: readonly Spec[] = [
   { env: 'PRESENCE_MAX_MEMBERS', key: 'presenceMaxMembers', kind: 'int', default: '100', min: 1, help: 'Distinct users one presence channel may hold.' },
   { env: 'PRESENCE_MAX_MEMBER_SIZE', key: 'presenceMaxMemberSizeInKb', kind: 'int', default: '2', min: 1, help: "Largest presence member's user_info, in KB." },
   { env: 'CHANNEL_LIMITS_MAX_NAME_LENGTH', key: 'channelMaxNameLength', kind: 'int', default: '200', min: 1, help: 'Longest channel name accepted.' },
-  { env: 'HTTP_MAX_REQUEST_SIZE', key: 'httpMaxRequestSizeInKb', kind: 'int', default: '100', min: 1, help: 'Largest REST API request body, in KB (413 above it).' },
-  { env: 'WS_MAX_MESSAGE_SIZE', key: 'wsMaxMessageSizeInKb', kind: 'int', default: '100', min: 1, help: 'Largest WebSocket message accepted from a client, in KB: the socket is closed with 1009 above it, and dropped unread above twice it.' },
+  { env: 'HTTP_MAX_REQUEST_SIZE', key: 'httpMaxRequestSizeInKb', kind: 'int', default: '100', min: 1, max: MAX_DECODED_KB, help: 'Largest REST API request body, in KB (413 above it).' },
+  { env: 'WS_MAX_MESSAGE_SIZE', key: 'wsMaxMessageSizeInKb', kind: 'int', default: '100', min: 1, max: MAX_DECODED_KB, help: 'Largest WebSocket message accepted from a client, in KB: the socket is closed with 1009 above it, and dropped unread above twice it.' },
   { env: 'HTTP_ACCEPT_TRAFFIC_MEMORY_THRESHOLD', key: 'acceptTrafficMemoryThreshold', kind: 'percent', default: '85', help: 'Percent of system memory (decimals allowed, e.g. 0.5) used by this process above which /accept-traffic answers 503 and new connections are refused with 4100.' },
-  { env: 'SHUTDOWN_GRACE_PERIOD', key: 'shutdownGracePeriodMs', kind: 'int', default: '3000', min: 0, help: 'On SIGTERM/SIGINT, milliseconds between closing every socket with 4200 and exiting, while /ready answers 503 and late clients are told to reconnect.' },
+  { env: 'SHUTDOWN_GRACE_PERIOD', key: 'shutdownGracePeriodMs', kind: 'int', default: '3000', min: 0, max: MAX_TIMER_MS, help: 'On SIGTERM/SIGINT, milliseconds between closing every socket with 4200 and exiting, while /ready answers 503 and late clients are told to reconnect.' },
   { env: 'SSL_CERT', key: 'sslCert', kind: 'string', default: '', help: 'Path of a PEM certificate: serve wss:// and https://.' },
   { env: 'SSL_KEY', key: 'sslKey', kind: 'string', default: '', help: 'Path of the PEM private key.' },
   { env: 'SSL_PASS', key: 'sslPass', kind: 'string', default: '', help: 'Passphrase of the private key.' },
@@ -103,7 +111,7 @@ export const OPTION_SPECS: readonly Spec[] = [
   { env: 'METRICS_PROMETHEUS_PREFIX', key: 'metricsPrefix', kind: 'string', default: 'pws_', help: 'Prefix of every metric name.' },
   { env: 'METRICS_SERVER_PORT', key: 'metricsServerPort', kind: 'int', default: '0', min: 0, max: 65535, help: 'Serve /metrics on this port instead of PORT (it must differ from PORT); 0 keeps it on PORT.' },
   { env: 'METRICS_PUSHGATEWAY_URL', key: 'pushgatewayUrl', kind: 'url', default: 'http://127.0.0.1:9091', help: 'Pushgateway base URL (driver pushgateway).' },
-  { env: 'METRICS_PUSHGATEWAY_INTERVAL', key: 'pushgatewayIntervalMs', kind: 'int', default: '15000', min: 100, help: 'Milliseconds between pushes.' },
+  { env: 'METRICS_PUSHGATEWAY_INTERVAL', key: 'pushgatewayIntervalMs', kind: 'int', default: '15000', min: 100, max: MAX_TIMER_MS, help: 'Milliseconds between pushes.' },
   { env: 'METRICS_PUSHGATEWAY_JOB', key: 'pushgatewayJob', kind: 'string', default: 'pws', help: 'Pushgateway job label.' },
   { env: 'METRICS_PUSHGATEWAY_INSTANCE', key: 'pushgatewayInstance', kind: 'string', default: '<hostname>:<port>', help: 'Pushgateway instance label.' },
   { env: 'METRICS_PUSHGATEWAY_DELETE_ON_SHUTDOWN', key: 'pushgatewayDeleteOnShutdown', kind: 'bool', default: 'false', help: "Delete the node's group from the Pushgateway on shutdown instead of a last push." },
@@ -272,7 +280,6 @@ function parseValue(raw: unknown, kind: Kind, origin: string, min?: number, max?
       const n = typeof text === 'number' ? text : typeof text === 'string' && /^-?\d+$/.test(text) ? Number(text) : NaN;
       if (!Number.isSafeInteger(n)) throw new OptionsError(`${origin}: expected a whole number, got ${JSON.stringify(raw)}`);
       if (min !== undefined && n < min) throw new OptionsError(`${origin}: must be at least ${min}, got ${n}`);
-      // uWS takes a port modulo 65536, so 70000 would silently listen on 4464.
       if (max !== undefined && n > max) throw new OptionsError(`${origin}: must be at most ${max}, got ${n}`);
       return n;
     }

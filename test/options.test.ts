@@ -4,6 +4,7 @@
 import { after, test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { constants } from 'node:buffer';
 import { X509Certificate } from 'node:crypto';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,6 +60,7 @@ function configFile(content: unknown): string {
 }
 
 const byKind = (kind: string) => OPTION_SPECS.filter((s) => s.kind === kind);
+const { MAX_STRING_LENGTH } = constants;
 
 describe('environment variables', () => {
   test('with no environment and no file, every option takes its default from OPTION_SPECS', () => {
@@ -101,11 +103,29 @@ describe('environment variables', () => {
     }
   });
 
-  test('PORT and METRICS_SERVER_PORT accept 65535 and refuse 65536 (uWS would wrap it to 0)', () => {
-    for (const [env, key] of [['PORT', 'port'], ['METRICS_SERVER_PORT', 'metricsServerPort']] as const) {
-      assert.equal(loadOptions({ [env]: '65535' })[key], 65535);
-      refuses({ [env]: '65536' }, `${env}: must be at most 65535, got 65536`);
+  test('every integer variable with a maximum accepts it and refuses one more', () => {
+    for (const spec of byKind('int').filter((s) => s.max !== undefined)) {
+      const max = spec.max!;
+      assert.equal(valueOf(loadOptions({ [spec.env]: String(max) }), spec), max, spec.env);
+      refuses({ [spec.env]: String(max + 1) }, `${spec.env}: must be at most ${max}, got ${max + 1}`);
     }
+  });
+
+  // Each of these integers ends where a narrower integer or a fixed limit would wrap it or fail on it.
+  test('integers are capped where uWS, V8 and Node timers stop: ports, WS_MAX_MESSAGE_SIZE, HTTP_MAX_REQUEST_SIZE, timers', () => {
+    const max = (env: string) => OPTION_SPECS.find((s) => s.env === env)!.max;
+    // uWS takes a port modulo 65536, so 70000 would silently listen on 4464.
+    assert.deepEqual([max('PORT'), max('METRICS_SERVER_PORT')], [65535, 65535]);
+    // uWS gets twice the limit as its 32-bit payload ceiling (2097152 KB wrapped to 0 and dropped
+    // every message), and each accepted message is decoded into one JS string.
+    const ws = max('WS_MAX_MESSAGE_SIZE')!;
+    assert.ok(ws * 1024 * 2 <= 2 ** 32 - 1);
+    assert.ok(ws * 1024 <= MAX_STRING_LENGTH && (ws + 1) * 1024 > MAX_STRING_LENGTH);
+    // A request body is decoded into one JS string too.
+    assert.equal(max('HTTP_MAX_REQUEST_SIZE'), ws);
+    // setTimeout fires at once, with a TimeoutOverflowWarning, for a delay above 2^31 - 1 ms.
+    assert.deepEqual([max('SHUTDOWN_GRACE_PERIOD'), max('METRICS_PUSHGATEWAY_INTERVAL')], [2 ** 31 - 1, 2 ** 31 - 1]);
+    refuses({ WS_MAX_MESSAGE_SIZE: '2097152' }, `WS_MAX_MESSAGE_SIZE: must be at most ${ws}, got 2097152`);
   });
 
   test('METRICS_SERVER_PORT equal to a non-zero PORT is refused (0 is the way to share PORT)', () => {

@@ -3,6 +3,7 @@
 // pusher:error (or, for an oversized message, a 1009 close) and never disturbs any other socket.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { OPTION_SPECS } from '../../src/options';
 import { APP, connected, eventually, nextEvent, startServer, subscribed, type RawSocket, type TestServer } from '../helpers/server';
 
 const SOCKET_ID = /^\d+\.\d+$/;
@@ -299,6 +300,19 @@ describe('malformed input', () => {
 
       await answersPing(atLimit);
       await answersPing(bystander);
+      await stillDelivers(s, 'news');
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test('at its maximum, WS_MAX_MESSAGE_SIZE still lets messages through (uWS\'s 32-bit payload ceiling does not wrap)', async () => {
+    const max = OPTION_SPECS.find((spec) => spec.env === 'WS_MAX_MESSAGE_SIZE')!.max!;
+    const s = await startServer({ WS_MAX_MESSAGE_SIZE: String(max) });
+    try {
+      const r = await s.raw();
+      await r.socketId();
+      await answersPing(r);
       await stillDelivers(s, 'news');
     } finally {
       await s.stop();
