@@ -144,7 +144,7 @@ export function loadOptions(env: NodeJS.ProcessEnv = process.env, configPath?: s
   for (const spec of OPTION_SPECS) {
     let raw: unknown = spec.default;
     let origin = 'default';
-    if (spec.env in file) {
+    if (Object.hasOwn(file, spec.env)) {
       raw = file[spec.env];
       origin = `${spec.env} in ${configPath}`;
     }
@@ -249,7 +249,8 @@ function parseApps(value: unknown, path: string, defaults: Record<string, unknow
     if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) throw new OptionsError(`${where}: must be an object`);
     const app: Record<string, unknown> = {};
     for (const name of Object.keys(entry)) {
-      if (!(name in APP_FIELDS)) throw new OptionsError(`${where}: unknown field "${name}" (valid: ${Object.keys(APP_FIELDS).join(', ')})`);
+      // Own keys only: `in` would also accept "constructor", "toString" and the rest of Object.prototype.
+      if (!Object.hasOwn(APP_FIELDS, name)) throw new OptionsError(`${where}: unknown field "${name}" (valid: ${Object.keys(APP_FIELDS).join(', ')})`);
     }
     for (const [field, kind] of Object.entries(APP_FIELDS)) {
       const raw = (entry as Record<string, unknown>)[field];

@@ -314,6 +314,16 @@ describe('config file', () => {
     });
   }
 
+  // An `in` check would see the names every object inherits from Object.prototype.
+  test('keys named after JavaScript built-ins are unknown, at the top level and in an app', () => {
+    for (const name of ['constructor', 'toString', 'hasOwnProperty', '__proto__', 'valueOf']) {
+      const top = configFile(`{"PORT": 7001, ${JSON.stringify(name)}: 1}`);
+      refuses({}, `--config ${top}: unknown option "${name}" (see pws-server start --help)`, top);
+      const app = configFile(`{"apps": [{"id": "a", "key": "k", "secret": "s", ${JSON.stringify(name)}: 1}]}`);
+      refuses({}, `apps[0] in ${app}: unknown field "${name}" (valid: id, key, secret, maxConnections, enableClientMessages, enabled, userAuthentication)`, app);
+    }
+  });
+
   test('an environment variable with a bad value is refused even when the file has a good one', () => {
     refuses({ PORT: 'abc' }, 'PORT: expected a whole number, got "abc"', configFile({ PORT: 7001 }));
   });
