@@ -2,7 +2,7 @@ import type { AppState, Channel, Member } from '../apps';
 import { PusherError, SubscriptionError } from '../protocol/errors';
 import type { FanOut } from '../adapter/fan-out';
 import type { Options } from '../options';
-import { memberAdded, memberRemoved, optionalString, requireString, subscriptionSucceeded } from '../protocol/frames';
+import { memberAdded, memberInfoBytes, memberRemoved, optionalString, requireString, subscriptionSucceeded } from '../protocol/frames';
 import { socketAuthValid } from '../protocol/signatures';
 import type { Socket } from '../ws/socket';
 import { USER_CHANNEL_PREFIX, channelKind, userChannel, validChannelName } from '../protocol/channel-names';
@@ -91,7 +91,7 @@ export class Channels {
     const userId = String(userIdRaw);
     const userInfo = (parsed as Record<string, unknown>).user_info;
     const limitBytes = this.options.presenceMaxMemberSizeInKb * 1024;
-    if (userInfo !== undefined && Buffer.byteLength(JSON.stringify(userInfo)) > limitBytes) {
+    if (userInfo !== undefined && memberInfoBytes(name, userInfo) > limitBytes) {
       throw new SubscriptionError(name, 'LimitReached', `Presence member info is larger than ${this.options.presenceMaxMemberSizeInKb} KB`, 4100);
     }
     const existing = app.channels.get(name)?.members;

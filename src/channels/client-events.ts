@@ -2,7 +2,7 @@ import { channelKind } from '../protocol/channel-names';
 import { ErrorCode, PusherError } from '../protocol/errors';
 import type { FanOut } from '../adapter/fan-out';
 import type { Options } from '../options';
-import { eventFrame } from '../protocol/frames';
+import { clientEventFrame } from '../protocol/frames';
 import type { Socket } from '../ws/socket';
 
 /**
@@ -24,5 +24,5 @@ export function relayClientEvent(ws: Socket, event: string, channel: string | un
   if (event.length > options.eventMaxNameLength) {
     throw new PusherError(ErrorCode.clientEventRejected, `Client event name is longer than ${options.eventMaxNameLength} characters`);
   }
-  fanOut.publish(app, channel, eventFrame(event, channel, data, kind === 'presence' ? userId : undefined), ws);
+  fanOut.publish(app, channel, clientEventFrame(event, channel, data, kind === 'presence' ? userId : undefined), ws);
 }

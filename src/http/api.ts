@@ -173,7 +173,9 @@ function validateEvent(options: Options, raw: unknown, where: string, allowMany:
   if (targets.length > options.eventMaxChannelsAtOnce) throw new HttpError(400, `${where}: at most ${options.eventMaxChannelsAtOnce} channels per event`);
   for (const target of targets) {
     if (typeof target !== 'string' || !(validChannelName(target, options.channelMaxNameLength) || isUserChannel(target))) {
-      throw new HttpError(400, `${where}: invalid channel name ${JSON.stringify(target)}`);
+      // Not JSON.stringify for arrays and objects: they may nest deeper than it can recurse.
+      const shown = typeof target === 'object' && target !== null ? (Array.isArray(target) ? '(an array)' : '(an object)') : JSON.stringify(target);
+      throw new HttpError(400, `${where}: invalid channel name ${shown}`);
     }
   }
   const names = targets as string[];

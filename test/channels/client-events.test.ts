@@ -189,3 +189,34 @@ describe('refusals (pusher:error 4301)', () => {
     }
   });
 });
+
+describe('hostile data', () => {
+  // V8 parses JSON of any depth without recursion, but serializing it again recurses.
+  test('data nested 10,000 levels deep is refused as a bad frame: nothing relayed, nothing logged, the socket stays open', async (t) => {
+    const logged = [t.mock.method(console, 'error', () => {}), t.mock.method(console, 'warn', () => {})];
+    const s = await startServer(ENABLED);
+    try {
+      const a = await rawSubscriber(s, 'private-chat');
+      const b = await rawSubscriber(s, 'private-chat');
+      const pa = await rawSubscriber(s, 'presence-room', { user_id: 'u-a' });
+      const pb = await rawSubscriber(s, 'presence-room', { user_id: 'u-b' });
+      const deep = `${'['.repeat(10_000)}${']'.repeat(10_000)}`;
+      for (const [sender, channel] of [[a, 'private-chat'], [pa, 'presence-room']] as const) {
+        const frame = `{"event":"client-deep","channel":"${channel}","data":${deep}}`;
+        assert.deepEqual(await errorFor(sender, frame), { event: 'pusher:error', data: { code: null, message: 'Invalid client event: data is nested too deeply' } }, channel);
+        await sender.request({ event: 'pusher:ping' }, (f) => f.event === 'pusher:pong');
+      }
+      for (const r of [b, pb]) {
+        await r.request({ event: 'pusher:ping' }, (f) => f.event === 'pusher:pong');
+        assert.equal(r.frames.some((f) => f.event === 'client-deep'), false);
+      }
+      // Data just shallow enough still goes through.
+      const from = b.frames.length;
+      a.send(`{"event":"client-deep","channel":"private-chat","data":${'['.repeat(1000)}${']'.repeat(1000)}}`);
+      await b.next((f) => f.event === 'client-deep', from);
+      assert.deepEqual(logged.map((m) => m.mock.callCount()), [0, 0]);
+    } finally {
+      await s.stop();
+    }
+  });
+});

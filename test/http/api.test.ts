@@ -480,6 +480,8 @@ describe('status codes and JSON error bodies', () => {
     ['an empty channels array', { name: 'ev', data: '', channels: [] }, 'event: no channel given'],
     ['a channel name with a space', { name: 'ev', data: '', channel: 'a b' }, 'event: invalid channel name "a b"'],
     ['a numeric channel', { name: 'ev', data: '', channels: [5] }, 'event: invalid channel name 5'],
+    // Echoing it back as JSON would recurse 10,000 levels deep.
+    ['a channel nested 10,000 arrays deep', `{"name":"ev","data":"","channels":[${'['.repeat(10_000)}${']'.repeat(10_000)}]}`, 'event: invalid channel name (an array)'],
     ['a channel name over 200 characters', { name: 'ev', data: '', channel: 'c'.repeat(201) }, `event: invalid channel name "${'c'.repeat(201)}"`],
     ['an encrypted channel among others', { name: 'ev', data: '', channels: ['private-encrypted-x', 'a'] }, 'event: an event for an encrypted channel must target that one channel only'],
     ['a malformed socket_id', { name: 'ev', data: '', channel: 'a', socket_id: 'abc' }, 'event: "socket_id" must look like 1234.5678'],
