@@ -1,5 +1,5 @@
 import type { AppState, Apps } from '../apps';
-import { channelKind, isUserChannel, validChannelName } from '../protocol/channel-names';
+import { channelKind, validApiChannelName } from '../protocol/channel-names';
 import { HttpError } from '../protocol/errors';
 import type { FanOut } from '../adapter/fan-out';
 import { readBody } from './body';
@@ -171,13 +171,7 @@ function validateEvent(options: Options, raw: unknown, where: string, allowMany:
   }
   if (targets.length === 0) throw new HttpError(400, `${where}: no channel given`);
   if (targets.length > options.eventMaxChannelsAtOnce) throw new HttpError(400, `${where}: at most ${options.eventMaxChannelsAtOnce} channels per event`);
-  for (const target of targets) {
-    if (typeof target !== 'string' || !(validChannelName(target, options.channelMaxNameLength) || isUserChannel(target))) {
-      // Not JSON.stringify for arrays and objects: they may nest deeper than it can recurse.
-      const shown = typeof target === 'object' && target !== null ? (Array.isArray(target) ? '(an array)' : '(an object)') : JSON.stringify(target);
-      throw new HttpError(400, `${where}: invalid channel name ${shown}`);
-    }
-  }
+  for (const target of targets) checkChannelName(options, target, where);
   const names = targets as string[];
   if (names.length > 1 && names.some((n) => channelKind(n) === 'encrypted')) {
     throw new HttpError(400, `${where}: an event for an encrypted channel must target that one channel only`);
@@ -187,6 +181,14 @@ function validateEvent(options: Options, raw: unknown, where: string, allowMany:
   }
   if (info !== undefined && typeof info !== 'string') throw new HttpError(400, `${where}: "info" must be a comma-separated string`);
   return { name, data, channels: names, socketId, info: parseInfo(info) };
+}
+
+// Every entry point that names a channel answers a bad name with this same 400.
+function checkChannelName(options: Options, name: unknown, where: string): void {
+  if (typeof name === 'string' && validApiChannelName(name, options.channelMaxNameLength)) return;
+  // Not JSON.stringify for arrays and objects: they may nest deeper than it can recurse.
+  const shown = typeof name === 'object' && name !== null ? (Array.isArray(name) ? '(an array)' : '(an object)') : JSON.stringify(name);
+  throw new HttpError(400, `${where}: invalid channel name ${shown}`);
 }
 
 function parseInfo(info: string | undefined | null): string[] {
@@ -257,6 +259,7 @@ function listChannels(ctx: HttpContext, call: Call): unknown {
 
 function showChannel(ctx: HttpContext, call: Call): unknown {
   const name = call.params[0];
+  checkChannelName(ctx.options, name, 'path');
   const attrs = parseInfo(call.query.get('info'));
   const channel = call.app.channels.get(name);
   return { occupied: channel !== undefined, ...channelInfo(call.app, name, attrs) };
@@ -264,6 +267,7 @@ function showChannel(ctx: HttpContext, call: Call): unknown {
 
 function listUsers(ctx: HttpContext, call: Call): unknown {
   const name = call.params[0];
+  checkChannelName(ctx.options, name, 'path');
   if (channelKind(name) !== 'presence') throw new HttpError(400, `Users can only be listed for presence channels, not ${name}`);
   const members = call.app.channels.get(name)?.members;
   return { users: members ? [...members.keys()].map((id) => ({ id })) : [] };

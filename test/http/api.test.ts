@@ -396,6 +396,40 @@ describe('GET /apps/:id/channels/:name/users', () => {
   });
 });
 
+describe('one channel-name rule for every entry point', () => {
+  // Names the events API refuses; the read endpoints used to answer them as empty channels.
+  const BAD = ['../../etc/passwd', '€', '😀', 'c'.repeat(10_000), 'a b', '#news', '#server-to-user-'];
+  test('POST events, GET a channel and GET its users all answer the same 400 for a bad name', async () => {
+    const s = await startServer();
+    try {
+      for (const name of BAD) {
+        const error = `invalid channel name ${JSON.stringify(name)}`;
+        assert.deepEqual(await api(s, 'POST', '/apps/app-id/events', { name: 'ev', data: '', channel: name }), { status: 400, contentType: 'application/json', body: { error: `event: ${error}` } }, `events ${name}`);
+        const path = `/apps/app-id/channels/${encodeURIComponent(name)}`;
+        assert.deepEqual(await api(s, 'GET', path), { status: 400, contentType: 'application/json', body: { error: `path: ${error}` } }, `channel ${name}`);
+        assert.deepEqual(await api(s, 'GET', `${path}/users`), { status: 400, contentType: 'application/json', body: { error: `path: ${error}` } }, `users ${name}`);
+      }
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test('names the events API accepts are answered by the read endpoints: a user channel, a name at the length limit', async () => {
+    const s = await startServer();
+    try {
+      const atLimit = `presence-${'c'.repeat(191)}`;
+      assert.equal(atLimit.length, 200);
+      for (const name of ['#server-to-user-u1', atLimit]) {
+        assert.equal((await api(s, 'POST', '/apps/app-id/events', { name: 'ev', data: '', channel: name })).status, 200, `events ${name}`);
+        assert.deepEqual((await api(s, 'GET', `/apps/app-id/channels/${encodeURIComponent(name)}`)).body, { occupied: false }, `channel ${name}`);
+      }
+      assert.deepEqual((await api(s, 'GET', `/apps/app-id/channels/${atLimit}/users`)).body, { users: [] });
+    } finally {
+      await s.stop();
+    }
+  });
+});
+
 describe('POST /apps/:id/users/:user/terminate_connections', () => {
   test("closes every signed-in socket of that user with 4009 and leaves other users' sockets open", async () => {
     const s = await startServer();
