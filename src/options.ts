@@ -54,7 +54,7 @@ export interface Options {
 export const METRICS_DRIVERS = ['prometheus', 'pushgateway'] as const;
 export type MetricsDriver = (typeof METRICS_DRIVERS)[number];
 
-type Kind = 'int' | 'percent' | 'bool' | 'string' | 'url' | 'driver';
+type Kind = 'int' | 'percent' | 'bool' | 'string' | 'url' | 'driver' | 'metricPrefix';
 
 interface Spec {
   env: string;
@@ -108,7 +108,7 @@ export const OPTION_SPECS: readonly Spec[] = [
   { env: 'SSL_PASS', key: 'sslPass', kind: 'string', default: '', help: 'Passphrase of the private key.' },
   { env: 'METRICS_ENABLED', key: 'metricsEnabled', kind: 'bool', default: 'false', help: 'Count traffic and serve GET /metrics.' },
   { env: 'METRICS_DRIVER', key: 'metricsDriver', kind: 'driver', default: 'prometheus', help: `How metrics leave the node: ${METRICS_DRIVERS.join(' or ')}.` },
-  { env: 'METRICS_PROMETHEUS_PREFIX', key: 'metricsPrefix', kind: 'string', default: 'pws_', help: 'Prefix of every metric name.' },
+  { env: 'METRICS_PROMETHEUS_PREFIX', key: 'metricsPrefix', kind: 'metricPrefix', default: 'pws_', help: 'Prefix of every metric name: letters, digits, _ and :, not starting with a digit.' },
   { env: 'METRICS_SERVER_PORT', key: 'metricsServerPort', kind: 'int', default: '0', min: 0, max: 65535, help: 'Serve /metrics on this port instead of PORT (it must differ from PORT); 0 keeps it on PORT.' },
   { env: 'METRICS_PUSHGATEWAY_URL', key: 'pushgatewayUrl', kind: 'url', default: 'http://127.0.0.1:9091', help: 'Pushgateway base URL (driver pushgateway).' },
   { env: 'METRICS_PUSHGATEWAY_INTERVAL', key: 'pushgatewayIntervalMs', kind: 'int', default: '15000', min: 100, max: MAX_TIMER_MS, help: 'Milliseconds between pushes.' },
@@ -307,6 +307,12 @@ function parseValue(raw: unknown, kind: Kind, origin: string, min?: number, max?
     case 'driver':
       if (typeof text !== 'string' || !(METRICS_DRIVERS as readonly string[]).includes(text)) {
         throw new OptionsError(`${origin}: unknown metrics driver ${JSON.stringify(raw)} (valid: ${METRICS_DRIVERS.join(', ')})`);
+      }
+      return text;
+    case 'metricPrefix':
+      // Every metric name starts with it, so it must be a valid start of one on its own.
+      if (typeof text !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(text)) {
+        throw new OptionsError(`${origin}: must be letters, digits, _ and : only, not starting with a digit (a Prometheus metric name matches [a-zA-Z_:][a-zA-Z0-9_:]*), got ${JSON.stringify(raw)}`);
       }
       return text;
   }

@@ -149,6 +149,12 @@ describe('a bad option prints one line naming it and exits 1', () => {
     ['PORT=abc', ['start'], { PORT: 'abc' }, 'pws-server: PORT: expected a whole number, got "abc"'],
     ['METRICS_DRIVER=nope', ['start'], { METRICS_DRIVER: 'nope' }, 'pws-server: METRICS_DRIVER: unknown metrics driver "nope" (valid: prometheus, pushgateway)'],
     ['DEBUG=yes', ['start'], { DEBUG: 'yes' }, 'pws-server: DEBUG: expected true, false, 1 or 0, got "yes"'],
+    [
+      'METRICS_PROMETHEUS_PREFIX=my-app_',
+      ['start'],
+      { METRICS_ENABLED: '1', METRICS_PROMETHEUS_PREFIX: 'my-app_' },
+      'pws-server: METRICS_PROMETHEUS_PREFIX: must be letters, digits, _ and : only, not starting with a digit (a Prometheus metric name matches [a-zA-Z_:][a-zA-Z0-9_:]*), got "my-app_"',
+    ],
     ['--port 70000', ['start', '--port', '70000'], {}, 'pws-server: PORT: must be at most 65535, got 70000'],
     ['--port=-1', ['start', '--port=-1'], {}, 'pws-server: PORT: must be at least 0, got -1'],
     ['--config of a missing file', ['start', '--config', missing], {}, `pws-server: --config ${missing}: cannot read the file (ENOENT)`],

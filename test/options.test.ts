@@ -160,6 +160,14 @@ describe('environment variables', () => {
     }
   });
 
+  test('METRICS_PROMETHEUS_PREFIX must start a valid Prometheus metric name', () => {
+    for (const prefix of ['acme_ws_', 'a', '_x', 'ns:sub_', 'A1_']) assert.equal(loadOptions({ METRICS_PROMETHEUS_PREFIX: prefix }).metricsPrefix, prefix);
+    const rule = 'must be letters, digits, _ and : only, not starting with a digit (a Prometheus metric name matches [a-zA-Z_:][a-zA-Z0-9_:]*)';
+    for (const bad of ['my-app_', '1abc', 'a b', 'pws.', 'é_']) refuses({ METRICS_PROMETHEUS_PREFIX: bad }, `METRICS_PROMETHEUS_PREFIX: ${rule}, got ${JSON.stringify(bad)}`);
+    const path = configFile({ METRICS_PROMETHEUS_PREFIX: '' });
+    refuses({}, `METRICS_PROMETHEUS_PREFIX in ${path}: ${rule}, got ""`, path);
+  });
+
   test('METRICS_DRIVER is prometheus or pushgateway', () => {
     assert.equal(loadOptions({ METRICS_DRIVER: 'pushgateway' }).metricsDriver, 'pushgateway');
     assert.equal(loadOptions({ METRICS_DRIVER: 'prometheus' }).metricsDriver, 'prometheus');
@@ -344,6 +352,8 @@ describe('docs/configuration.md', () => {
         return 'http(s) URL';
       case 'driver':
         return 'prometheus or pushgateway';
+      case 'metricPrefix':
+        return 'metric name prefix';
       default:
         return 'string';
     }
