@@ -1,5 +1,5 @@
 import { channelKind } from '../protocol/channel-names';
-import { ErrorCode, PusherError } from '../protocol/errors';
+import { PusherError } from '../protocol/errors';
 import type { FanOut } from '../adapter/fan-out';
 import type { Options } from '../options';
 import { clientEventFrame } from '../protocol/frames';
@@ -13,16 +13,16 @@ import type { Socket } from '../ws/socket';
 export function relayClientEvent(ws: Socket, event: string, channel: string | undefined, data: unknown, options: Options, fanOut: FanOut): void {
   const socket = ws.getUserData();
   const app = socket.app;
-  if (!app.config.enableClientMessages) throw new PusherError(ErrorCode.clientEventRejected, 'Client events are not enabled for this app');
-  if (channel === undefined) throw new PusherError(ErrorCode.clientEventRejected, `Client event ${event} has no channel`);
+  if (!app.config.enableClientMessages) throw new PusherError(null, 'Client events are not enabled for this app');
+  if (channel === undefined) throw new PusherError(null, `Client event ${event} has no channel`);
   const kind = channelKind(channel);
   if (kind !== 'private' && kind !== 'presence') {
-    throw new PusherError(ErrorCode.clientEventRejected, `Client events are only allowed on private and presence channels, not on ${channel}`);
+    throw new PusherError(null, `Client events are only allowed on private and presence channels, not on ${channel}`);
   }
   const userId = socket.channels?.get(channel);
-  if (userId === undefined) throw new PusherError(ErrorCode.clientEventRejected, `Client event ${event} rejected: not subscribed to ${channel}`);
+  if (userId === undefined) throw new PusherError(null, `Client event ${event} rejected: not subscribed to ${channel}`);
   if (event.length > options.eventMaxNameLength) {
-    throw new PusherError(ErrorCode.clientEventRejected, `Client event name is longer than ${options.eventMaxNameLength} characters`);
+    throw new PusherError(null, `Client event name is longer than ${options.eventMaxNameLength} characters`);
   }
   fanOut.publish(app, channel, clientEventFrame(event, channel, data, kind === 'presence' ? userId : undefined), ws);
 }

@@ -60,5 +60,6 @@ export const ErrorCode = {
   overCapacity: 4100,
   reconnect: 4200,
   pongTimeout: 4201,
-  clientEventRejected: 4301,
+  // 4301 is Pusher's "client event rejected due to rate limit"; this server has no such limit. A
+  // client event refused for any other reason gets code null, as Pusher sends it.
 } as const;
