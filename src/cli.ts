@@ -1,4 +1,4 @@
-import { OptionsError } from './protocol/errors';
+import { ListenError, OptionsError } from './protocol/errors';
 import { OPTION_SPECS, loadOptions } from './options';
 import { Server } from './server';
 
@@ -62,7 +62,7 @@ export async function main(argv: string[]): Promise<number | null> {
     server = new Server(loadOptions(env, configPath));
     await server.start();
   } catch (err) {
-    if (err instanceof OptionsError || (err instanceof Error && /^[A-Z_]+: cannot listen/.test(err.message))) return fail(err.message);
+    if (err instanceof OptionsError || err instanceof ListenError) return fail(err.message);
     throw err;
   }
   const stop = (signal: string) => {

@@ -1,4 +1,5 @@
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { type KeyObject, X509Certificate, createPrivateKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { OptionsError } from './protocol/errors';
 
@@ -78,7 +79,7 @@ export type AdapterDriver = (typeof ADAPTER_DRIVERS)[number];
 export const METRICS_DRIVERS = ['prometheus', 'pushgateway'] as const;
 export type MetricsDriver = (typeof METRICS_DRIVERS)[number];
 
-type Kind = 'int' | 'percent' | 'bool' | 'string' | 'url' | 'driver' | 'adapter';
+type Kind = 'int' | 'percent' | 'bool' | 'string' | 'url' | 'driver' | 'adapter' | 'metricPrefix';
 
 interface Spec {
   env: string;
@@ -89,6 +90,14 @@ interface Spec {
   max?: number;
   help: string;
 }
+
+// Maxima: each integer ends where what consumes it would wrap or fail. Ports: uWS takes them modulo
+// 65536. Message and request sizes: every accepted message or body is decoded into one JS string,
+// which V8 caps at 2^29 - 24 characters on 64-bit; this also keeps twice the WebSocket limit, uWS's
+// 32-bit payload ceiling, from wrapping (at 2097152 KB it wrapped to 0 and every message was dropped).
+// Delays: setTimeout fires at once for anything above 2^31 - 1 ms.
+const MAX_DECODED_KB = 524287;
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * The single table of options: parsing, `--help` and docs/configuration.md all come from it.
@@ -118,19 +127,19 @@ export const OPTION_SPECS: readonly Spec[] = [
   { env: 'PRESENCE_MAX_MEMBERS', key: 'presenceMaxMembers', kind: 'int', default: '100', min: 1, help: 'Distinct users one presence channel may hold.' },
   { env: 'PRESENCE_MAX_MEMBER_SIZE', key: 'presenceMaxMemberSizeInKb', kind: 'int', default: '2', min: 1, help: "Largest presence member's user_info, in KB." },
   { env: 'CHANNEL_LIMITS_MAX_NAME_LENGTH', key: 'channelMaxNameLength', kind: 'int', default: '200', min: 1, help: 'Longest channel name accepted.' },
-  { env: 'HTTP_MAX_REQUEST_SIZE', key: 'httpMaxRequestSizeInKb', kind: 'int', default: '100', min: 1, help: 'Largest REST API request body, in KB (413 above it).' },
-  { env: 'WS_MAX_MESSAGE_SIZE', key: 'wsMaxMessageSizeInKb', kind: 'int', default: '100', min: 1, help: 'Largest WebSocket message accepted from a client, in KB: the socket is closed with 1009 above it, and dropped unread above twice it.' },
+  { env: 'HTTP_MAX_REQUEST_SIZE', key: 'httpMaxRequestSizeInKb', kind: 'int', default: '100', min: 1, max: MAX_DECODED_KB, help: 'Largest REST API request body, in KB (413 above it).' },
+  { env: 'WS_MAX_MESSAGE_SIZE', key: 'wsMaxMessageSizeInKb', kind: 'int', default: '100', min: 1, max: MAX_DECODED_KB, help: 'Largest WebSocket message accepted from a client, in KB: the socket is closed with 1009 above it, and dropped unread above twice it.' },
   { env: 'HTTP_ACCEPT_TRAFFIC_MEMORY_THRESHOLD', key: 'acceptTrafficMemoryThreshold', kind: 'percent', default: '85', help: 'Percent of system memory (decimals allowed, e.g. 0.5) used by this process above which /accept-traffic answers 503 and new connections are refused with 4100.' },
-  { env: 'SHUTDOWN_GRACE_PERIOD', key: 'shutdownGracePeriodMs', kind: 'int', default: '3000', min: 0, help: 'On SIGTERM/SIGINT, milliseconds between closing every socket with 4200 and exiting, while /ready answers 503 and late clients are told to reconnect.' },
+  { env: 'SHUTDOWN_GRACE_PERIOD', key: 'shutdownGracePeriodMs', kind: 'int', default: '3000', min: 0, max: MAX_TIMER_MS, help: 'On SIGTERM/SIGINT, milliseconds between closing every socket with 4200 and exiting, while /ready answers 503 and late clients are told to reconnect.' },
   { env: 'SSL_CERT', key: 'sslCert', kind: 'string', default: '', help: 'Path of a PEM certificate: serve wss:// and https://.' },
   { env: 'SSL_KEY', key: 'sslKey', kind: 'string', default: '', help: 'Path of the PEM private key.' },
   { env: 'SSL_PASS', key: 'sslPass', kind: 'string', default: '', help: 'Passphrase of the private key.' },
   { env: 'METRICS_ENABLED', key: 'metricsEnabled', kind: 'bool', default: 'false', help: 'Count traffic and serve GET /metrics.' },
   { env: 'METRICS_DRIVER', key: 'metricsDriver', kind: 'driver', default: 'prometheus', help: `How metrics leave the node: ${METRICS_DRIVERS.join(' or ')}.` },
-  { env: 'METRICS_PROMETHEUS_PREFIX', key: 'metricsPrefix', kind: 'string', default: 'pws_', help: 'Prefix of every metric name.' },
-  { env: 'METRICS_SERVER_PORT', key: 'metricsServerPort', kind: 'int', default: '0', min: 0, max: 65535, help: 'Serve /metrics on this port instead of PORT; 0 keeps it on PORT.' },
+  { env: 'METRICS_PROMETHEUS_PREFIX', key: 'metricsPrefix', kind: 'metricPrefix', default: 'pws_', help: 'Prefix of every metric name: letters, digits, _ and :, not starting with a digit.' },
+  { env: 'METRICS_SERVER_PORT', key: 'metricsServerPort', kind: 'int', default: '0', min: 0, max: 65535, help: 'Serve /metrics on this port instead of PORT (it must differ from PORT); 0 keeps it on PORT.' },
   { env: 'METRICS_PUSHGATEWAY_URL', key: 'pushgatewayUrl', kind: 'url', default: 'http://127.0.0.1:9091', help: 'Pushgateway base URL (driver pushgateway).' },
-  { env: 'METRICS_PUSHGATEWAY_INTERVAL', key: 'pushgatewayIntervalMs', kind: 'int', default: '15000', min: 100, help: 'Milliseconds between pushes.' },
+  { env: 'METRICS_PUSHGATEWAY_INTERVAL', key: 'pushgatewayIntervalMs', kind: 'int', default: '15000', min: 100, max: MAX_TIMER_MS, help: 'Milliseconds between pushes.' },
   { env: 'METRICS_PUSHGATEWAY_JOB', key: 'pushgatewayJob', kind: 'string', default: 'pws', help: 'Pushgateway job label.' },
   { env: 'METRICS_PUSHGATEWAY_INSTANCE', key: 'pushgatewayInstance', kind: 'string', default: '<hostname>:<port>', help: 'Pushgateway instance label.' },
   { env: 'METRICS_PUSHGATEWAY_DELETE_ON_SHUTDOWN', key: 'pushgatewayDeleteOnShutdown', kind: 'bool', default: 'false', help: "Delete the node's group from the Pushgateway on shutdown instead of a last push." },
@@ -181,7 +190,7 @@ export function loadOptions(env: NodeJS.ProcessEnv = process.env, configPath?: s
   for (const spec of OPTION_SPECS) {
     let raw: unknown = spec.default;
     let origin = 'default';
-    if (spec.env in file) {
+    if (Object.hasOwn(file, spec.env)) {
       raw = file[spec.env];
       origin = `${spec.env} in ${configPath}`;
     }
@@ -200,7 +209,11 @@ export function loadOptions(env: NodeJS.ProcessEnv = process.env, configPath?: s
     }
   }
   if (out.pushgatewayInstance === undefined) out.pushgatewayInstance = `${hostname()}:${out.port}`;
-  checkTlsFiles(out.sslCert as string, out.sslKey as string);
+  // One port cannot carry both listeners: say so, rather than fail to bind it as if another process held it.
+  if (out.metricsServerPort !== 0 && out.metricsServerPort === out.port) {
+    throw new OptionsError(`METRICS_SERVER_PORT: must differ from PORT (${out.port}); 0 serves /metrics on PORT`);
+  }
+  checkTlsFiles(out.sslCert as string, out.sslKey as string, out.sslPass as string);
   checkRedis(out);
   if (out.rateLimiterDriver === 'redis' && out.adapterDriver !== 'redis') {
     throw new OptionsError('RATE_LIMITER_DRIVER: redis needs ADAPTER_DRIVER=redis (the limits use the cluster\'s Redis connection)');
@@ -210,17 +223,46 @@ export function loadOptions(env: NodeJS.ProcessEnv = process.env, configPath?: s
   return out as unknown as Options;
 }
 
-// uWS reports a missing or unreadable certificate only as "App construction failed"; name the option instead.
-function checkTlsFiles(cert: string, key: string): void {
+// uWS reports every unusable certificate or key only as "App construction failed": name the option and the reason.
+function checkTlsFiles(cert: string, key: string, pass: string): void {
   if (cert === '' && key === '') return;
   if (cert === '' || key === '') throw new OptionsError(`${cert === '' ? 'SSL_CERT' : 'SSL_KEY'}: must be set too when ${cert === '' ? 'SSL_KEY' : 'SSL_CERT'} is set`);
-  for (const [name, path] of [['SSL_CERT', cert], ['SSL_KEY', key]]) {
-    try {
-      accessSync(path, constants.R_OK);
-    } catch (err) {
-      throw new OptionsError(`${name}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? err})`);
-    }
+  const certPem = readTlsFile('SSL_CERT', cert);
+  const keyPem = readTlsFile('SSL_KEY', key);
+  let certificate: X509Certificate;
+  try {
+    // uWS reads PEM only, where X509Certificate would take DER too.
+    if (!certPem.includes('-----BEGIN CERTIFICATE-----')) throw new Error('no BEGIN CERTIFICATE line');
+    certificate = new X509Certificate(certPem);
+  } catch (err) {
+    throw new OptionsError(`SSL_CERT: ${cert} is not a PEM certificate (${opensslReason(err)})`);
   }
+  const keyText = keyPem.toString('latin1');
+  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(keyText)) throw new OptionsError(`SSL_KEY: ${key} is not a PEM private key (no BEGIN PRIVATE KEY line)`);
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey({ key: keyPem, format: 'pem', passphrase: pass === '' ? undefined : pass });
+  } catch (err) {
+    // Both PKCS#8 ("BEGIN ENCRYPTED PRIVATE KEY") and legacy ("Proc-Type: 4,ENCRYPTED") encrypted keys say so in clear.
+    if (/-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(keyText)) {
+      throw new OptionsError(pass === '' ? `SSL_PASS: must be set: ${key} is an encrypted key` : `SSL_PASS: does not decrypt ${key}`);
+    }
+    throw new OptionsError(`SSL_KEY: ${key} is not a PEM private key (${opensslReason(err)})`);
+  }
+  if (!certificate.checkPrivateKey(privateKey)) throw new OptionsError(`SSL_KEY: ${key} does not match the certificate in ${cert}`);
+}
+
+function readTlsFile(option: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new OptionsError(`${option}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? err})`);
+  }
+}
+
+// OpenSSL's "error:0480006C:PEM routines::no start line" → "no start line".
+function opensslReason(err: unknown): string {
+  return String((err as Error)?.message ?? err).split('::').pop()!;
 }
 
 // One way to reach Redis, in a form the client takes; checked even with the local adapter, so a
@@ -279,7 +321,8 @@ function parseApps(value: unknown, path: string, defaults: Record<string, unknow
     if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) throw new OptionsError(`${where}: must be an object`);
     const app: Record<string, unknown> = {};
     for (const name of Object.keys(entry)) {
-      if (!(name in APP_FIELDS)) throw new OptionsError(`${where}: unknown field "${name}" (valid: ${Object.keys(APP_FIELDS).join(', ')})`);
+      // Own keys only: `in` would also accept "constructor", "toString" and the rest of Object.prototype.
+      if (!Object.hasOwn(APP_FIELDS, name)) throw new OptionsError(`${where}: unknown field "${name}" (valid: ${Object.keys(APP_FIELDS).join(', ')})`);
     }
     for (const [field, kind] of Object.entries(APP_FIELDS)) {
       const raw = (entry as Record<string, unknown>)[field];
@@ -310,7 +353,6 @@ function parseValue(raw: unknown, kind: Kind, origin: string, min?: number, max?
       const n = typeof text === 'number' ? text : typeof text === 'string' && /^-?\d+$/.test(text) ? Number(text) : NaN;
       if (!Number.isSafeInteger(n)) throw new OptionsError(`${origin}: expected a whole number, got ${JSON.stringify(raw)}`);
       if (min !== undefined && n < min) throw new OptionsError(`${origin}: must be at least ${min}, got ${n}`);
-      // uWS takes a port modulo 65536, so 70000 would silently listen on 4464.
       if (max !== undefined && n > max) throw new OptionsError(`${origin}: must be at most ${max}, got ${n}`);
       return n;
     }
@@ -342,6 +384,12 @@ function parseValue(raw: unknown, kind: Kind, origin: string, min?: number, max?
     case 'adapter':
       if (typeof text !== 'string' || !(ADAPTER_DRIVERS as readonly string[]).includes(text)) {
         throw new OptionsError(`${origin}: unknown driver ${JSON.stringify(raw)} (valid: ${ADAPTER_DRIVERS.join(', ')})`);
+      }
+      return text;
+    case 'metricPrefix':
+      // Every metric name starts with it, so it must be a valid start of one on its own.
+      if (typeof text !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(text)) {
+        throw new OptionsError(`${origin}: must be letters, digits, _ and : only, not starting with a digit (a Prometheus metric name matches [a-zA-Z_:][a-zA-Z0-9_:]*), got ${JSON.stringify(raw)}`);
       }
       return text;
   }

@@ -8,7 +8,7 @@ import { Refusals } from './limits/refusals';
 import { Channels } from './channels/channels';
 import { ChannelEventLog } from './channels/event-log';
 import { channelEventsOf } from './channels/events';
-import { ErrorCode, PusherError } from './protocol/errors';
+import { ErrorCode, ListenError, PusherError } from './protocol/errors';
 import { FanOut } from './adapter/fan-out';
 import { MemoryWatch, registerHealth } from './http/health';
 import { registerHttpApi } from './http/api';
@@ -60,7 +60,8 @@ export class Server {
     this.cluster = options.adapterDriver === 'redis' ? new (loadRedisAdapter())(options, this.apps, this.fanOut, events, this.metrics, this.log) : null;
     const broadcaster: Broadcaster = this.cluster?.broadcaster ?? this.fanOut;
     const state: ChannelState = this.cluster?.state ?? new LocalChannelState();
-    const refusals = this.metrics === null ? null : new Refusals(this.metrics, this.apps);
+    const limited = options.apps.some((a) => a.maxConnections >= 0 || a.maxBackendEventsPerSecond >= 0 || a.maxClientEventsPerSecond >= 0 || a.maxReadRequestsPerSecond >= 0);
+    const refusals = this.metrics !== null && limited ? new Refusals(this.metrics, this.apps) : null;
     const localLimiter = new LocalRateLimiter(this.apps);
     const limiter: RateLimiter = options.rateLimiterDriver === 'redis' ? this.cluster!.rateLimiter(localLimiter) : localLimiter;
     const users = new Users(this.fanOut, broadcaster);
@@ -101,9 +102,16 @@ export class Server {
 
   /** Binds the port(s) and starts the activity monitor. Rejects if a port cannot be bound. */
   async start(): Promise<void> {
-    this.port = await listen(this.app, this.options.host, this.options.port, this.listenSockets, 'PORT');
-    if (this.metricsApp !== null) {
-      this.metricsPort = await listen(this.metricsApp, this.options.host, this.options.metricsServerPort, this.listenSockets, 'METRICS_SERVER_PORT');
+    try {
+      this.port = await listen(this.app, this.options.host, this.options.port, this.listenSockets, 'PORT');
+      if (this.metricsApp !== null) {
+        this.metricsPort = await listen(this.metricsApp, this.options.host, this.options.metricsServerPort, this.listenSockets, 'METRICS_SERVER_PORT');
+      }
+    } catch (err) {
+      // A server that cannot take every port it was given holds none.
+      for (const socket of this.listenSockets) uws.us_listen_socket_close(socket);
+      this.listenSockets = [];
+      throw err;
     }
     await this.cluster?.start();
     this.activity = new ActivityMonitor(this.apps, this.options, this.fanOut);
@@ -161,11 +169,13 @@ function loadRedisAdapter(): typeof RedisAdapter {
   return (require('./cluster/redis-adapter') as typeof import('./cluster/redis-adapter')).RedisAdapter;
 }
 
+// Exclusive: uWS binds with SO_REUSEPORT by default, so a second server on a port in use would
+// start and the kernel would split clients between the two.
 function listen(app: TemplatedApp, host: string, port: number, sockets: us_listen_socket[], option: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    app.listen(host, port, (socket) => {
+    app.listen(host, port, uws.LIBUS_LISTEN_EXCLUSIVE_PORT, (socket) => {
       if (socket === false) {
-        reject(new Error(`${option}: cannot listen on ${host}:${port} (in use, or not permitted)`));
+        reject(new ListenError(option, host, port));
         return;
       }
       sockets.push(socket);

@@ -5,7 +5,12 @@
  */
 import { dirname, join } from 'node:path';
 
-type Uws = Omit<typeof import('uWebSockets.js'), 'App' | 'SSLApp'> & { App(): TemplatedApp; SSLApp(options: import('uWebSockets.js').AppOptions): TemplatedApp };
+type Uws = Omit<typeof import('uWebSockets.js'), 'App' | 'SSLApp'> & {
+  App(): TemplatedApp;
+  SSLApp(options: import('uWebSockets.js').AppOptions): TemplatedApp;
+  /** Listen option: bind without SO_REUSEPORT (the typings declare it only inside an enum that the binary lacks). */
+  LIBUS_LISTEN_EXCLUSIVE_PORT: number;
+};
 
 /** Loads the native binary of the uWebSockets.js package in `pkgDir`, or throws saying why there is none. */
 export function loadNative(pkgDir = dirname(require.resolve('uWebSockets.js/package.json'))): Uws {
@@ -23,6 +28,12 @@ export function loadNative(pkgDir = dirname(require.resolve('uWebSockets.js/pack
 /** The native uWebSockets.js module. */
 export const uws = loadNative();
 
-/** uWS's app, with close() (present in this build, missing from its typings): ends every socket and listener. */
-export type TemplatedApp = import('uWebSockets.js').TemplatedApp & { close(): void };
+/**
+ * uWS's app, with what this build has and its typings lack: close(), which ends every socket and
+ * listener, and listen() with both a host and listen options.
+ */
+export type TemplatedApp = import('uWebSockets.js').TemplatedApp & {
+  close(): void;
+  listen(host: string, port: number, options: number, cb: (listenSocket: import('uWebSockets.js').us_listen_socket | false) => void): TemplatedApp;
+};
 export type { WebSocket, HttpRequest, HttpResponse, us_listen_socket, us_socket_context_t } from 'uWebSockets.js';

@@ -13,6 +13,7 @@ import Pusher from 'pusher';
 import PusherJs from 'pusher-js';
 import { OPTION_SPECS } from '../src/options';
 import { RawSocket, connected, nextEvent, subscribed } from './helpers/server';
+import { TLS } from './helpers/tls';
 
 const ROOT = join(__dirname, '..', '..');
 const BIN = join(ROOT, 'bin', 'pws-server.js');
@@ -148,6 +149,12 @@ describe('a bad option prints one line naming it and exits 1', () => {
     ['PORT=abc', ['start'], { PORT: 'abc' }, 'pws-server: PORT: expected a whole number, got "abc"'],
     ['METRICS_DRIVER=nope', ['start'], { METRICS_DRIVER: 'nope' }, 'pws-server: METRICS_DRIVER: unknown metrics driver "nope" (valid: prometheus, pushgateway)'],
     ['DEBUG=yes', ['start'], { DEBUG: 'yes' }, 'pws-server: DEBUG: expected true, false, 1 or 0, got "yes"'],
+    [
+      'METRICS_PROMETHEUS_PREFIX=my-app_',
+      ['start'],
+      { METRICS_ENABLED: '1', METRICS_PROMETHEUS_PREFIX: 'my-app_' },
+      'pws-server: METRICS_PROMETHEUS_PREFIX: must be letters, digits, _ and : only, not starting with a digit (a Prometheus metric name matches [a-zA-Z_:][a-zA-Z0-9_:]*), got "my-app_"',
+    ],
     ['--port 70000', ['start', '--port', '70000'], {}, 'pws-server: PORT: must be at most 65535, got 70000'],
     ['--port=-1', ['start', '--port=-1'], {}, 'pws-server: PORT: must be at least 0, got -1'],
     ['--config of a missing file', ['start', '--config', missing], {}, `pws-server: --config ${missing}: cannot read the file (ENOENT)`],
@@ -155,6 +162,8 @@ describe('a bad option prints one line naming it and exits 1', () => {
     ['an unknown option', ['start', '--verbose'], {}, 'pws-server: unknown option --verbose (see pws-server --help)'],
     ['an unknown command', ['stop'], {}, 'pws-server: unknown command "stop" (see pws-server --help)'],
     ['no command', [], {}, 'pws-server: missing command: use "pws-server start"'],
+    ['an SSL_KEY that does not match SSL_CERT', ['start'], { SSL_CERT: TLS.cert, SSL_KEY: TLS.otherKey }, `pws-server: SSL_KEY: ${TLS.otherKey} does not match the certificate in ${TLS.cert}`],
+    ['an encrypted SSL_KEY without SSL_PASS', ['start'], { SSL_CERT: TLS.cert, SSL_KEY: TLS.encryptedKey }, `pws-server: SSL_PASS: must be set: ${TLS.encryptedKey} is an encrypted key`],
   ];
   for (const [what, args, env, line] of cases) {
     test(what, async () => {
@@ -178,6 +187,27 @@ describe('a bad option prints one line naming it and exits 1', () => {
       busy.close();
     }
   });
+
+  // uWS binds with SO_REUSEPORT unless told otherwise: two pws-servers would share a port and the
+  // kernel would split their clients between them.
+  for (const option of ['PORT', 'METRICS_SERVER_PORT'] as const) {
+    test(`a ${option} held by another pws-server`, async () => {
+      let first: Running | undefined;
+      let second: ReturnType<typeof spawnCli> | undefined;
+      try {
+        const metricsPort = await freePort();
+        first = await startCli({ METRICS_ENABLED: '1', METRICS_SERVER_PORT: String(metricsPort) });
+        const port = option === 'PORT' ? first.port : metricsPort;
+        const env = { HOST: '127.0.0.1', PORT: String(option === 'PORT' ? first.port : await freePort()), METRICS_ENABLED: '1', METRICS_SERVER_PORT: String(metricsPort) };
+        if (option === 'PORT') env.METRICS_SERVER_PORT = String(await freePort());
+        second = spawnCli(['start'], env);
+        assertOneLineError(await within(second.exited, 10_000, 'the second server to exit'), `pws-server: ${option}: cannot listen on 127.0.0.1:${port} (in use, or not permitted)`);
+      } finally {
+        if (second !== undefined && second.child.exitCode === null) second.child.kill('SIGKILL');
+        cleanup(first);
+      }
+    });
+  }
 });
 
 describe('start', () => {

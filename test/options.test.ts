@@ -4,10 +4,13 @@
 import { after, test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { constants } from 'node:buffer';
+import { X509Certificate } from 'node:crypto';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OptionsError } from '../src/protocol/errors';
 import { OPTION_SPECS, loadOptions, type Options } from '../src/options';
+import { TLS } from './helpers/tls';
 
 type Spec = (typeof OPTION_SPECS)[number];
 
@@ -16,6 +19,21 @@ function valueOf(options: Options, spec: Spec): unknown {
   if (spec.key.startsWith('app.')) return options.apps[0][spec.key.slice(4) as keyof Options['apps'][number]];
   return options[spec.key as keyof Options];
 }
+
+/** Like `refuses`, for messages that end in a reason worded by OpenSSL. */
+function refusesLike(env: Record<string, string>, message: RegExp): void {
+  assert.throws(
+    () => loadOptions(env),
+    (err: unknown) => {
+      assert.ok(err instanceof OptionsError, `expected an OptionsError, got ${err}`);
+      assert.match(err.message, message);
+      assert.ok(!err.message.includes('\n'));
+      return true;
+    },
+  );
+}
+
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** Asserts that loading throws an OptionsError whose single-line message is exactly `message`. */
 function refuses(env: Record<string, string>, message: string, configPath?: string): void {
@@ -42,6 +60,7 @@ function configFile(content: unknown): string {
 }
 
 const byKind = (kind: string) => OPTION_SPECS.filter((s) => s.kind === kind);
+const { MAX_STRING_LENGTH } = constants;
 
 describe('environment variables', () => {
   test('with no environment and no file, every option takes its default from OPTION_SPECS', () => {
@@ -84,11 +103,37 @@ describe('environment variables', () => {
     }
   });
 
-  test('PORT and METRICS_SERVER_PORT accept 65535 and refuse 65536 (uWS would wrap it to 0)', () => {
-    for (const [env, key] of [['PORT', 'port'], ['METRICS_SERVER_PORT', 'metricsServerPort']] as const) {
-      assert.equal(loadOptions({ [env]: '65535' })[key], 65535);
-      refuses({ [env]: '65536' }, `${env}: must be at most 65535, got 65536`);
+  test('every integer variable with a maximum accepts it and refuses one more', () => {
+    for (const spec of byKind('int').filter((s) => s.max !== undefined)) {
+      const max = spec.max!;
+      assert.equal(valueOf(loadOptions({ [spec.env]: String(max) }), spec), max, spec.env);
+      refuses({ [spec.env]: String(max + 1) }, `${spec.env}: must be at most ${max}, got ${max + 1}`);
     }
+  });
+
+  // Each of these integers ends where a narrower integer or a fixed limit would wrap it or fail on it.
+  test('integers are capped where uWS, V8 and Node timers stop: ports, WS_MAX_MESSAGE_SIZE, HTTP_MAX_REQUEST_SIZE, timers', () => {
+    const max = (env: string) => OPTION_SPECS.find((s) => s.env === env)!.max;
+    // uWS takes a port modulo 65536, so 70000 would silently listen on 4464.
+    assert.deepEqual([max('PORT'), max('METRICS_SERVER_PORT')], [65535, 65535]);
+    // uWS gets twice the limit as its 32-bit payload ceiling (2097152 KB wrapped to 0 and dropped
+    // every message), and each accepted message is decoded into one JS string.
+    const ws = max('WS_MAX_MESSAGE_SIZE')!;
+    assert.ok(ws * 1024 * 2 <= 2 ** 32 - 1);
+    assert.ok(ws * 1024 <= MAX_STRING_LENGTH && (ws + 1) * 1024 > MAX_STRING_LENGTH);
+    // A request body is decoded into one JS string too.
+    assert.equal(max('HTTP_MAX_REQUEST_SIZE'), ws);
+    // setTimeout fires at once, with a TimeoutOverflowWarning, for a delay above 2^31 - 1 ms.
+    assert.deepEqual([max('SHUTDOWN_GRACE_PERIOD'), max('METRICS_PUSHGATEWAY_INTERVAL')], [2 ** 31 - 1, 2 ** 31 - 1]);
+    refuses({ WS_MAX_MESSAGE_SIZE: '2097152' }, `WS_MAX_MESSAGE_SIZE: must be at most ${ws}, got 2097152`);
+  });
+
+  test('METRICS_SERVER_PORT equal to a non-zero PORT is refused (0 is the way to share PORT)', () => {
+    refuses({ PORT: '7001', METRICS_SERVER_PORT: '7001' }, 'METRICS_SERVER_PORT: must differ from PORT (7001); 0 serves /metrics on PORT');
+    refuses({ METRICS_SERVER_PORT: '6001' }, 'METRICS_SERVER_PORT: must differ from PORT (6001); 0 serves /metrics on PORT');
+    refuses({ METRICS_SERVER_PORT: '7001' }, 'METRICS_SERVER_PORT: must differ from PORT (7001); 0 serves /metrics on PORT', configFile({ PORT: 7001 }));
+    assert.deepEqual([loadOptions({ PORT: '0', METRICS_SERVER_PORT: '0' }).metricsServerPort, loadOptions({ PORT: '0', METRICS_SERVER_PORT: '7002' }).metricsServerPort], [0, 7002]);
+    assert.equal(loadOptions({ PORT: '7001', METRICS_SERVER_PORT: '7002' }).metricsServerPort, 7002);
   });
 
   test('every boolean variable reads true/1 as true and false/0 as false, and refuses anything else', () => {
@@ -130,6 +175,14 @@ describe('environment variables', () => {
     }
   });
 
+  test('METRICS_PROMETHEUS_PREFIX must start a valid Prometheus metric name', () => {
+    for (const prefix of ['acme_ws_', 'a', '_x', 'ns:sub_', 'A1_']) assert.equal(loadOptions({ METRICS_PROMETHEUS_PREFIX: prefix }).metricsPrefix, prefix);
+    const rule = 'must be letters, digits, _ and : only, not starting with a digit (a Prometheus metric name matches [a-zA-Z_:][a-zA-Z0-9_:]*)';
+    for (const bad of ['my-app_', '1abc', 'a b', 'pws.', 'é_']) refuses({ METRICS_PROMETHEUS_PREFIX: bad }, `METRICS_PROMETHEUS_PREFIX: ${rule}, got ${JSON.stringify(bad)}`);
+    const path = configFile({ METRICS_PROMETHEUS_PREFIX: '' });
+    refuses({}, `METRICS_PROMETHEUS_PREFIX in ${path}: ${rule}, got ""`, path);
+  });
+
   test('METRICS_DRIVER is prometheus or pushgateway', () => {
     assert.equal(loadOptions({ METRICS_DRIVER: 'pushgateway' }).metricsDriver, 'pushgateway');
     assert.equal(loadOptions({ METRICS_DRIVER: 'prometheus' }).metricsDriver, 'prometheus');
@@ -150,15 +203,35 @@ describe('environment variables', () => {
   });
 
   test('SSL_CERT and SSL_KEY go together and must name readable files', () => {
-    const cert = configFile('cert');
-    const key = configFile('key');
-    const options = loadOptions({ SSL_CERT: cert, SSL_KEY: key, SSL_PASS: 'pass' });
-    assert.deepEqual([options.sslCert, options.sslKey, options.sslPass], [cert, key, 'pass']);
-    refuses({ SSL_CERT: cert }, 'SSL_KEY: must be set too when SSL_CERT is set');
-    refuses({ SSL_KEY: key }, 'SSL_CERT: must be set too when SSL_KEY is set');
+    const options = loadOptions({ SSL_CERT: TLS.cert, SSL_KEY: TLS.key, SSL_PASS: 'pass' });
+    assert.deepEqual([options.sslCert, options.sslKey, options.sslPass], [TLS.cert, TLS.key, 'pass']);
+    refuses({ SSL_CERT: TLS.cert }, 'SSL_KEY: must be set too when SSL_CERT is set');
+    refuses({ SSL_KEY: TLS.key }, 'SSL_CERT: must be set too when SSL_KEY is set');
     const missing = join(dir, 'missing.pem');
-    refuses({ SSL_CERT: missing, SSL_KEY: key }, `SSL_CERT: cannot read ${missing} (ENOENT)`);
-    refuses({ SSL_CERT: cert, SSL_KEY: missing }, `SSL_KEY: cannot read ${missing} (ENOENT)`);
+    refuses({ SSL_CERT: missing, SSL_KEY: TLS.key }, `SSL_CERT: cannot read ${missing} (ENOENT)`);
+    refuses({ SSL_CERT: TLS.cert, SSL_KEY: missing }, `SSL_KEY: cannot read ${missing} (ENOENT)`);
+  });
+
+  // uWS reports each of these only as "App construction failed".
+  test('SSL_CERT must hold a PEM certificate, naming the file and the reason', () => {
+    const der = configFile('');
+    writeFileSync(der, new X509Certificate(readFileSync(TLS.cert)).raw);
+    for (const path of [configFile('not a certificate'), der, TLS.key, configFile('-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n')]) {
+      refusesLike({ SSL_CERT: path, SSL_KEY: TLS.key }, new RegExp(`^SSL_CERT: ${escape(path)} is not a PEM certificate \\([^)]+\\)$`));
+    }
+  });
+
+  test('SSL_KEY must hold a PEM private key that matches the certificate', () => {
+    for (const path of [configFile('not a key'), TLS.cert, configFile('-----BEGIN PRIVATE KEY-----\n!!!\n-----END PRIVATE KEY-----\n')]) {
+      refusesLike({ SSL_CERT: TLS.cert, SSL_KEY: path }, new RegExp(`^SSL_KEY: ${escape(path)} is not a PEM private key \\([^)]+\\)$`));
+    }
+    refuses({ SSL_CERT: TLS.cert, SSL_KEY: TLS.otherKey }, `SSL_KEY: ${TLS.otherKey} does not match the certificate in ${TLS.cert}`);
+  });
+
+  test('an encrypted SSL_KEY needs the right SSL_PASS', () => {
+    assert.equal(loadOptions({ SSL_CERT: TLS.cert, SSL_KEY: TLS.encryptedKey, SSL_PASS: TLS.pass }).sslPass, TLS.pass);
+    refuses({ SSL_CERT: TLS.cert, SSL_KEY: TLS.encryptedKey }, `SSL_PASS: must be set: ${TLS.encryptedKey} is an encrypted key`);
+    refuses({ SSL_CERT: TLS.cert, SSL_KEY: TLS.encryptedKey, SSL_PASS: 'wrong' }, `SSL_PASS: does not decrypt ${TLS.encryptedKey}`);
   });
 
   test('a variable set to the empty string counts as unset', () => {
@@ -264,6 +337,16 @@ describe('config file', () => {
     });
   }
 
+  // An `in` check would see the names every object inherits from Object.prototype.
+  test('keys named after JavaScript built-ins are unknown, at the top level and in an app', () => {
+    for (const name of ['constructor', 'toString', 'hasOwnProperty', '__proto__', 'valueOf']) {
+      const top = configFile(`{"PORT": 7001, ${JSON.stringify(name)}: 1}`);
+      refuses({}, `--config ${top}: unknown option "${name}" (see pws-server start --help)`, top);
+      const app = configFile(`{"apps": [{"id": "a", "key": "k", "secret": "s", ${JSON.stringify(name)}: 1}]}`);
+      refuses({}, `apps[0] in ${app}: unknown field "${name}" (valid: id, key, secret, maxConnections, maxBackendEventsPerSecond, maxClientEventsPerSecond, maxReadRequestsPerSecond, enableClientMessages, enabled, userAuthentication)`, app);
+    }
+  });
+
   test('an environment variable with a bad value is refused even when the file has a good one', () => {
     refuses({ PORT: 'abc' }, 'PORT: expected a whole number, got "abc"', configFile({ PORT: 7001 }));
   });
@@ -286,6 +369,8 @@ describe('docs/configuration.md', () => {
         return 'prometheus or pushgateway';
       case 'adapter':
         return 'local or redis';
+      case 'metricPrefix':
+        return 'metric name prefix';
       default:
         return 'string';
     }

@@ -6,7 +6,7 @@ import type { Log } from '../log';
 import type { Options } from '../options';
 import { USER_CHANNEL_PREFIX, channelKind, userChannel, validChannelName } from '../protocol/channel-names';
 import { PusherError, SubscriptionError } from '../protocol/errors';
-import { memberAdded, memberRemoved, optionalString, presenceData, requireString, subscriptionErrorFrame, subscriptionSucceeded } from '../protocol/frames';
+import { memberAdded, memberInfoBytes, memberRemoved, optionalString, presenceData, requireString, subscriptionErrorFrame, subscriptionSucceeded } from '../protocol/frames';
 import { socketAuthValid } from '../protocol/signatures';
 import { idOf, socketId, type Socket, type SocketData } from '../ws/socket';
 import type { ChannelEvents } from './events';
@@ -97,7 +97,7 @@ export class Channels {
     }
     const userId = String(userIdRaw);
     const info = (parsed as Record<string, unknown>).user_info ?? null;
-    if (info !== null && Buffer.byteLength(JSON.stringify(info)) > options.presenceMaxMemberSizeInKb * 1024) {
+    if (info !== null && memberInfoBytes(name, info) > options.presenceMaxMemberSizeInKb * 1024) {
       throw new SubscriptionError(name, 'LimitReached', `Presence member info is larger than ${options.presenceMaxMemberSizeInKb} KB`, 4100);
     }
     const existing = socket.app.channels.get(name)?.members;

@@ -4,7 +4,7 @@ import type { Refusals } from '../limits/refusals';
 import type { Options } from '../options';
 import { channelKind } from '../protocol/channel-names';
 import { ErrorCode, PusherError } from '../protocol/errors';
-import { errorFrame, eventFrame } from '../protocol/frames';
+import { clientEventFrame, errorFrame } from '../protocol/frames';
 import { socketId, type Socket } from '../ws/socket';
 import type { ChannelEvents } from './events';
 
@@ -18,7 +18,7 @@ export interface ClientEventContext {
 }
 
 // Sent at the abuser's rate, so built once: no Error, no string per refusal.
-const OVER_RATE = errorFrame(ErrorCode.clientEventRejected, 'Client event rate limit reached: this event was dropped');
+const OVER_RATE = errorFrame(ErrorCode.clientOverRateLimit, 'Client event rate limit reached: this event was dropped');
 
 /**
  * Relays a `client-*` event from one socket to the other subscribers of its channel:
@@ -30,16 +30,16 @@ export function relayClientEvent(ctx: ClientEventContext, ws: Socket, event: str
   const socket = ws.getUserData();
   const app = socket.app;
   const { options } = ctx;
-  if (!app.config.enableClientMessages) throw new PusherError(ErrorCode.clientEventRejected, 'Client events are not enabled for this app');
-  if (channel === undefined) throw new PusherError(ErrorCode.clientEventRejected, `Client event ${event} has no channel`);
+  if (!app.config.enableClientMessages) throw new PusherError(null, 'Client events are not enabled for this app');
+  if (channel === undefined) throw new PusherError(null, `Client event ${event} has no channel`);
   const kind = channelKind(channel);
   if (kind !== 'private' && kind !== 'presence') {
-    throw new PusherError(ErrorCode.clientEventRejected, `Client events are only allowed on private and presence channels, not on ${channel}`);
+    throw new PusherError(null, `Client events are only allowed on private and presence channels, not on ${channel}`);
   }
   const userId = socket.channels?.get(channel);
-  if (userId === undefined) throw new PusherError(ErrorCode.clientEventRejected, `Client event ${event} rejected: not subscribed to ${channel}`);
+  if (userId === undefined) throw new PusherError(null, `Client event ${event} rejected: not subscribed to ${channel}`);
   if (event.length > options.eventMaxNameLength) {
-    throw new PusherError(ErrorCode.clientEventRejected, `Client event name is longer than ${options.eventMaxNameLength} characters`);
+    throw new PusherError(null, `Client event name is longer than ${options.eventMaxNameLength} characters`);
   }
   if (app.clientEventBuckets !== null && !app.clientEventBuckets.take(socket.slot, performance.now())) {
     ctx.refusals?.count(app, 'client_events');
@@ -48,6 +48,6 @@ export function relayClientEvent(ctx: ClientEventContext, ws: Socket, event: str
   }
   const id = socketId(ws);
   const presenceUser = kind === 'presence' ? userId : undefined;
-  ctx.broadcaster.publish(app, channel, eventFrame(event, channel, data, presenceUser), id);
+  ctx.broadcaster.publish(app, channel, clientEventFrame(event, channel, data, presenceUser), id);
   ctx.events?.clientEvent(app, channel, event, data, id, presenceUser);
 }

@@ -1,5 +1,5 @@
 import type { AppState, Apps } from '../apps';
-import { channelKind, isUserChannel, validChannelName } from '../protocol/channel-names';
+import { channelKind, validApiChannelName } from '../protocol/channel-names';
 import { HttpError } from '../protocol/errors';
 import type { Broadcaster, ChannelState, ChannelSummary } from '../adapter/adapter';
 import { readBody } from './body';
@@ -207,11 +207,7 @@ function validateEvent(options: Options, raw: unknown, where: string, allowMany:
   }
   if (targets.length === 0) throw new HttpError(400, `${where}: no channel given`);
   if (targets.length > options.eventMaxChannelsAtOnce) throw new HttpError(400, `${where}: at most ${options.eventMaxChannelsAtOnce} channels per event`);
-  for (const target of targets) {
-    if (typeof target !== 'string' || !(validChannelName(target, options.channelMaxNameLength) || isUserChannel(target))) {
-      throw new HttpError(400, `${where}: invalid channel name ${JSON.stringify(target)}`);
-    }
-  }
+  for (const target of targets) checkChannelName(options, target, where);
   const names = targets as string[];
   if (names.length > 1 && names.some((n) => channelKind(n) === 'encrypted')) {
     throw new HttpError(400, `${where}: an event for an encrypted channel must target that one channel only`);
@@ -221,6 +217,14 @@ function validateEvent(options: Options, raw: unknown, where: string, allowMany:
   }
   if (info !== undefined && typeof info !== 'string') throw new HttpError(400, `${where}: "info" must be a comma-separated string`);
   return { name, data, channels: names, socketId, info: parseInfo(info) };
+}
+
+// Every entry point that names a channel answers a bad name with this same 400.
+function checkChannelName(options: Options, name: unknown, where: string): void {
+  if (typeof name === 'string' && validApiChannelName(name, options.channelMaxNameLength)) return;
+  // Not JSON.stringify for arrays and objects: they may nest deeper than it can recurse.
+  const shown = typeof name === 'object' && name !== null ? (Array.isArray(name) ? '(an array)' : '(an object)') : JSON.stringify(name);
+  throw new HttpError(400, `${where}: invalid channel name ${shown}`);
 }
 
 function parseInfo(info: string | undefined | null): string[] {
@@ -303,6 +307,7 @@ async function listChannels(ctx: HttpContext, call: Call): Promise<unknown> {
 
 async function showChannel(ctx: HttpContext, call: Call): Promise<unknown> {
   const name = call.params[0];
+  checkChannelName(ctx.options, name, 'path');
   const attrs = parseInfo(call.query.get('info'));
   checkInfo(name, attrs);
   const summary = await ctx.state.channel(call.app, name);
@@ -311,6 +316,7 @@ async function showChannel(ctx: HttpContext, call: Call): Promise<unknown> {
 
 async function listUsers(ctx: HttpContext, call: Call): Promise<unknown> {
   const name = call.params[0];
+  checkChannelName(ctx.options, name, 'path');
   if (channelKind(name) !== 'presence') throw new HttpError(400, `Users can only be listed for presence channels, not ${name}`);
   const members = await ctx.state.members(call.app, name);
   return { users: [...members.keys()].map((id) => ({ id })) };

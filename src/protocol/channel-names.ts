@@ -28,3 +28,8 @@ export function userChannel(userId: string): string {
 export function isUserChannel(name: string): boolean {
   return name.startsWith(USER_CHANNEL_PREFIX) && name.length > USER_CHANNEL_PREFIX.length;
 }
+
+/** The one rule for a channel a REST call names, to trigger on or to read: a client channel, or a user's server channel. */
+export function validApiChannelName(name: string, maxLength: number): boolean {
+  return validChannelName(name, maxLength) || isUserChannel(name);
+}

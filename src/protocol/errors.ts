@@ -39,6 +39,17 @@ export class HttpError extends Error {
 /** A configuration problem: start-up prints the message as one line and exits 1. */
 export class OptionsError extends Error {}
 
+/** A port that cannot be bound at start-up (in use, or not permitted): also one line and exit 1. */
+export class ListenError extends Error {
+  constructor(
+    readonly option: string,
+    readonly host: string,
+    readonly port: number,
+  ) {
+    super(`${option}: cannot listen on ${host}:${port} (in use, or not permitted)`);
+  }
+}
+
 /** Pusher's documented close and error codes (https://pusher.com/docs/channels/library_auth_reference/pusher-websockets-protocol). */
 export const ErrorCode = {
   unknownApp: 4001,
@@ -49,5 +60,7 @@ export const ErrorCode = {
   overCapacity: 4100,
   reconnect: 4200,
   pongTimeout: 4201,
-  clientEventRejected: 4301,
+  // Pusher's "client event rejected due to rate limit". A client event refused for any other
+  // reason gets code null, as Pusher sends it.
+  clientOverRateLimit: 4301,
 } as const;

@@ -1,4 +1,4 @@
-import { PusherError } from './errors';
+import { PusherError, SubscriptionError } from './errors';
 
 /** A frame received from a client, after shape checks. `data` is already parsed for pusher:* events. */
 export interface ClientFrame {
@@ -103,4 +103,36 @@ export function signinSuccess(userData: string): string {
 /** An app event as delivered to subscribers; serialized once per channel, never per recipient. */
 export function eventFrame(event: string, channel: string, data: unknown, userId?: string): string {
   return JSON.stringify(userId === undefined ? { event, channel, data } : { event, channel, data, user_id: userId });
+}
+
+// V8 parses JSON of any depth without recursion, but JSON.stringify recurses and throws RangeError
+// a few thousand levels down (its only other RangeError, a result longer than V8's longest string,
+// is as much the sender's doing). Such data is refused, without a stack trace in the log.
+function tooDeep(err: unknown, refusal: Error): unknown {
+  return err instanceof RangeError ? refusal : err;
+}
+
+/** `eventFrame` for a client event, whose data came straight from the sender. */
+export function clientEventFrame(event: string, channel: string, data: unknown, userId?: string): string {
+  try {
+    return eventFrame(event, channel, data, userId);
+  } catch (err) {
+    throw tooDeep(err, new PusherError(null, 'Invalid client event: data is nested too deeply'));
+  }
+}
+
+// Levels of arrays a presence member's user_info is measured inside: more than the three levels
+// down at which the presence hash of subscription_succeeded carries it, with room to spare, so that
+// info accepted here also serializes there.
+const MEMBER_INFO_DEPTH_MARGIN = 8;
+
+/** The size of a presence member's user_info as JSON; info nested too deeply is refused as invalid channel_data. */
+export function memberInfoBytes(channel: string, info: unknown): number {
+  let wrapped = info;
+  for (let i = 0; i < MEMBER_INFO_DEPTH_MARGIN; i++) wrapped = [wrapped];
+  try {
+    return Buffer.byteLength(JSON.stringify(wrapped)) - 2 * MEMBER_INFO_DEPTH_MARGIN;
+  } catch (err) {
+    throw tooDeep(err, new SubscriptionError(channel, 'InvalidChannelData', 'channel_data user_info is nested too deeply', 400));
+  }
 }

@@ -343,6 +343,29 @@ describe('presence channels', () => {
     }
   });
 
+  test('signed channel_data whose user_info nests 10,000 levels deep is refused as invalid, and nothing is logged', async (t) => {
+    const logged = [t.mock.method(console, 'error', () => {}), t.mock.method(console, 'warn', () => {})];
+    const s = await startServer({ PRESENCE_MAX_MEMBER_SIZE: '100' });
+    try {
+      const member = await s.raw();
+      await joinPresence(s, member, 'presence-room', { user_id: 'u1' });
+      const r = await s.raw();
+      const id = await r.socketId();
+      // Signed here: the SDK cannot serialize such user_info itself.
+      const channelData = `{"user_id":"u2","user_info":${'['.repeat(10_000)}${']'.repeat(10_000)}}`;
+      assert.deepEqual(await subscribeRaw(r, { channel: 'presence-room', auth: `${APP.key}:${sign(`${id}:presence-room:${channelData}`)}`, channel_data: channelData }), {
+        event: 'pusher:subscription_error',
+        channel: 'presence-room',
+        data: { type: 'InvalidChannelData', error: 'channel_data user_info is nested too deeply', status: 400 },
+      });
+      assert.deepEqual([...s.server.apps.findById(APP.id)!.channels.get('presence-room')!.members!.keys()], ['u1']);
+      assert.deepEqual((await framesOn(member, 'presence-room')).map((f) => f.event), ['pusher_internal:subscription_succeeded']);
+      assert.deepEqual(logged.map((m) => m.mock.callCount()), [0, 0]);
+    } finally {
+      await s.stop();
+    }
+  });
+
   test('PRESENCE_MAX_MEMBERS=2: a third user is refused, an existing user\'s extra socket is not, and a freed place is reusable', async () => {
     const s = await startServer({ PRESENCE_MAX_MEMBERS: '2' });
     try {

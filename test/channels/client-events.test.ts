@@ -1,6 +1,9 @@
 // Client events (`client-*`): with client messages enabled they reach the other subscribers of a
 // private or presence channel the sender has joined, never the sender, and carry `user_id` on
-// presence channels; everything else is refused with pusher:error 4301 and the socket stays open.
+// presence channels; everything else is refused with pusher:error and the socket stays open. Pusher
+// sends these refusals with code null ("To send client events, you must enable this feature...",
+// "Cannot broadcast client event (connection not subscribed to channel ...)"); its clients read 4301
+// as "client event rejected due to rate limit", which would be the wrong story here.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
@@ -110,15 +113,15 @@ describe('delivery', () => {
   });
 });
 
-describe('refusals (pusher:error 4301)', () => {
-  test('pusher-js trigger when the app does not allow client messages raises a 4301 error and delivers nothing', async () => {
+describe('refusals (pusher:error with code null)', () => {
+  test('pusher-js trigger when the app does not allow client messages raises an error with code null and delivers nothing', async () => {
     const s = await startServer();
     try {
       const sender = await listener(s, 'private-chat', 'client-typing');
       const other = await listener(s, 'private-chat', 'client-typing');
       const error = new Promise<any>((resolve) => sender.client.connection.bind('error', resolve));
       sender.client.channel('private-chat').trigger('client-typing', { n: 1 });
-      assert.deepEqual(await error, { type: 'PusherError', data: { code: 4301, message: 'Client events are not enabled for this app' } });
+      assert.deepEqual(await error, { type: 'PusherError', data: { code: null, message: 'Client events are not enabled for this app' } });
       await drained(other.client);
       assert.deepEqual(other.got, []);
       assert.equal(sender.client.connection.state, 'connected');
@@ -148,7 +151,7 @@ describe('refusals (pusher:error 4301)', () => {
         ['name over 200 characters', { event: `client-${'x'.repeat(194)}`, channel: 'private-mine', data: {} }, 'Client event name is longer than 200 characters'],
       ];
       for (const [what, frame, message] of refusals) {
-        assert.deepEqual(await errorFor(sender, frame), { event: 'pusher:error', data: { code: 4301, message } }, what);
+        assert.deepEqual(await errorFor(sender, frame), { event: 'pusher:error', data: { code: null, message } }, what);
       }
       for (const r of receivers) {
         await r.request({ event: 'pusher:ping' }, (f) => f.event === 'pusher:pong');
@@ -181,9 +184,40 @@ describe('refusals (pusher:error 4301)', () => {
       const a = await rawSubscriber(s, 'private-chat');
       a.send({ event: 'pusher:unsubscribe', data: { channel: 'private-chat' } });
       assert.deepEqual((await errorFor(a, { event: 'client-x', channel: 'private-chat', data: {} })).data, {
-        code: 4301,
+        code: null,
         message: 'Client event client-x rejected: not subscribed to private-chat',
       });
+    } finally {
+      await s.stop();
+    }
+  });
+});
+
+describe('hostile data', () => {
+  // V8 parses JSON of any depth without recursion, but serializing it again recurses.
+  test('data nested 10,000 levels deep is refused as a bad frame: nothing relayed, nothing logged, the socket stays open', async (t) => {
+    const logged = [t.mock.method(console, 'error', () => {}), t.mock.method(console, 'warn', () => {})];
+    const s = await startServer(ENABLED);
+    try {
+      const a = await rawSubscriber(s, 'private-chat');
+      const b = await rawSubscriber(s, 'private-chat');
+      const pa = await rawSubscriber(s, 'presence-room', { user_id: 'u-a' });
+      const pb = await rawSubscriber(s, 'presence-room', { user_id: 'u-b' });
+      const deep = `${'['.repeat(10_000)}${']'.repeat(10_000)}`;
+      for (const [sender, channel] of [[a, 'private-chat'], [pa, 'presence-room']] as const) {
+        const frame = `{"event":"client-deep","channel":"${channel}","data":${deep}}`;
+        assert.deepEqual(await errorFor(sender, frame), { event: 'pusher:error', data: { code: null, message: 'Invalid client event: data is nested too deeply' } }, channel);
+        await sender.request({ event: 'pusher:ping' }, (f) => f.event === 'pusher:pong');
+      }
+      for (const r of [b, pb]) {
+        await r.request({ event: 'pusher:ping' }, (f) => f.event === 'pusher:pong');
+        assert.equal(r.frames.some((f) => f.event === 'client-deep'), false);
+      }
+      // Data just shallow enough still goes through.
+      const from = b.frames.length;
+      a.send(`{"event":"client-deep","channel":"private-chat","data":${'['.repeat(1000)}${']'.repeat(1000)}}`);
+      await b.next((f) => f.event === 'client-deep', from);
+      assert.deepEqual(logged.map((m) => m.mock.callCount()), [0, 0]);
     } finally {
       await s.stop();
     }

@@ -165,8 +165,8 @@ export class RawSocket {
     this.closed = once(ws, 'close').then(([code, reason]) => ({ code: code as number, reason: String(reason) }));
   }
 
-  static async connect(url: string): Promise<RawSocket> {
-    const ws = new WebSocket(url);
+  static async connect(url: string, options?: WebSocket.ClientOptions): Promise<RawSocket> {
+    const ws = new WebSocket(url, options);
     const socket = new RawSocket(ws);
     await once(ws, 'open');
     return socket;

@@ -396,6 +396,40 @@ describe('GET /apps/:id/channels/:name/users', () => {
   });
 });
 
+describe('one channel-name rule for every entry point', () => {
+  // Names the events API refuses; the read endpoints used to answer them as empty channels.
+  const BAD = ['../../etc/passwd', '€', '😀', 'c'.repeat(10_000), 'a b', '#news', '#server-to-user-'];
+  test('POST events, GET a channel and GET its users all answer the same 400 for a bad name', async () => {
+    const s = await startServer();
+    try {
+      for (const name of BAD) {
+        const error = `invalid channel name ${JSON.stringify(name)}`;
+        assert.deepEqual(await api(s, 'POST', '/apps/app-id/events', { name: 'ev', data: '', channel: name }), { status: 400, contentType: 'application/json', body: { error: `event: ${error}` } }, `events ${name}`);
+        const path = `/apps/app-id/channels/${encodeURIComponent(name)}`;
+        assert.deepEqual(await api(s, 'GET', path), { status: 400, contentType: 'application/json', body: { error: `path: ${error}` } }, `channel ${name}`);
+        assert.deepEqual(await api(s, 'GET', `${path}/users`), { status: 400, contentType: 'application/json', body: { error: `path: ${error}` } }, `users ${name}`);
+      }
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test('names the events API accepts are answered by the read endpoints: a user channel, a name at the length limit', async () => {
+    const s = await startServer();
+    try {
+      const atLimit = `presence-${'c'.repeat(191)}`;
+      assert.equal(atLimit.length, 200);
+      for (const name of ['#server-to-user-u1', atLimit]) {
+        assert.equal((await api(s, 'POST', '/apps/app-id/events', { name: 'ev', data: '', channel: name })).status, 200, `events ${name}`);
+        assert.deepEqual((await api(s, 'GET', `/apps/app-id/channels/${encodeURIComponent(name)}`)).body, { occupied: false }, `channel ${name}`);
+      }
+      assert.deepEqual((await api(s, 'GET', `/apps/app-id/channels/${atLimit}/users`)).body, { users: [] });
+    } finally {
+      await s.stop();
+    }
+  });
+});
+
 describe('POST /apps/:id/users/:user/terminate_connections', () => {
   test("closes every signed-in socket of that user with 4009 and leaves other users' sockets open", async () => {
     const s = await startServer();
@@ -480,6 +514,8 @@ describe('status codes and JSON error bodies', () => {
     ['an empty channels array', { name: 'ev', data: '', channels: [] }, 'event: no channel given'],
     ['a channel name with a space', { name: 'ev', data: '', channel: 'a b' }, 'event: invalid channel name "a b"'],
     ['a numeric channel', { name: 'ev', data: '', channels: [5] }, 'event: invalid channel name 5'],
+    // Echoing it back as JSON would recurse 10,000 levels deep.
+    ['a channel nested 10,000 arrays deep', `{"name":"ev","data":"","channels":[${'['.repeat(10_000)}${']'.repeat(10_000)}]}`, 'event: invalid channel name (an array)'],
     ['a channel name over 200 characters', { name: 'ev', data: '', channel: 'c'.repeat(201) }, `event: invalid channel name "${'c'.repeat(201)}"`],
     ['an encrypted channel among others', { name: 'ev', data: '', channels: ['private-encrypted-x', 'a'] }, 'event: an event for an encrypted channel must target that one channel only'],
     ['a malformed socket_id', { name: 'ev', data: '', channel: 'a', socket_id: 'abc' }, 'event: "socket_id" must look like 1234.5678'],

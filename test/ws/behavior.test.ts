@@ -3,6 +3,7 @@
 // pusher:error (or, for an oversized message, a 1009 close) and never disturbs any other socket.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { OPTION_SPECS } from '../../src/options';
 import { APP, connected, eventually, nextEvent, startServer, subscribed, type RawSocket, type TestServer } from '../helpers/server';
 
 const SOCKET_ID = /^\d+\.\d+$/;
@@ -305,6 +306,19 @@ describe('malformed input', () => {
     }
   });
 
+  test('at its maximum, WS_MAX_MESSAGE_SIZE still lets messages through (uWS\'s 32-bit payload ceiling does not wrap)', async () => {
+    const max = OPTION_SPECS.find((spec) => spec.env === 'WS_MAX_MESSAGE_SIZE')!.max!;
+    const s = await startServer({ WS_MAX_MESSAGE_SIZE: String(max) });
+    try {
+      const r = await s.raw();
+      await r.socketId();
+      await answersPing(r);
+      await stillDelivers(s, 'news');
+    } finally {
+      await s.stop();
+    }
+  });
+
   test('a message far over the limit is cut off unread, and only that socket', async () => {
     const s = await startServer({ WS_MAX_MESSAGE_SIZE: '1' });
     try {
@@ -317,6 +331,43 @@ describe('malformed input', () => {
       assert.deepEqual(huge.frames.map((f) => f.event), ['pusher:connection_established']);
       await answersPing(bystander);
       await stillDelivers(s, 'news');
+    } finally {
+      await s.stop();
+    }
+  });
+});
+
+// What uWebSockets.js does with frames RFC 6455 tells a server to refuse, which pws-server cannot
+// change: uWS hands the application whole messages only (see docs/limitations.md).
+describe('known limitations of uWebSockets.js', () => {
+  test('a text frame with invalid UTF-8 is dropped with 1006, not closed with 1007; other sockets are untouched', async () => {
+    const s = await startServer();
+    try {
+      const bystander = await s.raw();
+      await bystander.socketId();
+      const r = await s.raw();
+      await r.socketId();
+      r.ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false });
+      assert.deepEqual(await r.closed, { code: 1006, reason: '' });
+      await answersPing(bystander);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test('an unmasked client frame is neither answered nor closed with 1002; the activity timeout ends the socket with 4201', async () => {
+    const s = await startServer({ ACTIVITY_TIMEOUT: '1', PONG_TIMEOUT: '500' });
+    try {
+      const r = await s.raw();
+      await r.socketId();
+      // uWS reads every client frame header as if a 4-byte mask key followed, so it takes this
+      // ping's first 4 bytes for the key and then waits for 4 bytes that never come.
+      r.ws.send('{"event":"pusher:ping","data":{}}', { mask: false });
+      assert.deepEqual(await r.closed, { code: 4201, reason: 'Pong reply not received in time' });
+      assert.deepEqual(
+        r.frames.map((f) => f.event),
+        ['pusher:connection_established', 'pusher:ping', 'pusher:error'],
+      );
     } finally {
       await s.stop();
     }
