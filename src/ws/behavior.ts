@@ -20,7 +20,7 @@ import type { WebSocketBehavior } from 'uWebSockets.js';
 const UTF8 = new TextDecoder();
 
 // Stands in for the app of a socket refused before it had one (unknown key); never counted.
-const NO_APP = new AppState({ id: '', key: '', secret: '', maxConnections: 0, enableClientMessages: false, enabled: false, userAuthentication: false }, -1);
+const NO_APP = new AppState({ id: '', key: '', secret: '', maxConnections: 0, enableClientMessages: false, enabled: false, userAuthentication: false, webhooks: [] }, -1);
 
 /** What the WebSocket side needs from the rest of the server. */
 export interface WsContext {
