@@ -41,13 +41,13 @@ export class WebhookSender {
         resolve(outcome);
       };
       const request = (secure ? https : http).request(url, { method: 'POST', headers, agent: secure ? this.httpsAgent : this.httpAgent });
+      request.on('error', (err: NodeJS.ErrnoException) => finish({ ok: false, reason: err.code ?? err.message }));
       const abort = () => {
         finish({ ok: false, reason: String(signal.reason ?? 'aborted') });
         request.destroy();
       };
       if (signal.aborted) return abort();
       signal.addEventListener('abort', abort, { once: true });
-      request.on('error', (err: NodeJS.ErrnoException) => finish({ ok: false, reason: err.code ?? err.message }));
       request.on('response', (response) => {
         const status = response.statusCode ?? 0;
         // Read the answer to its end so the connection can carry the next request.

@@ -124,7 +124,8 @@ export class WebhookStream {
     const { metrics } = this.ctx;
     if (batch.attempts++ > 0) metrics?.retried.add(this.app.metricsSlot, 1);
     const request = (this.request = new AbortController());
-    const timeout = setTimeout(() => request.abort(`no answer within ${timeoutMs} ms`), timeoutMs);
+    const timeout = setTimeout(() => request.abort(`no answer within ${Math.round(timeoutMs)} ms`), timeoutMs);
+    timeout.unref();
     const { key, secret } = this.app.config;
     this.inFlight = this.ctx.sender.post(this.url, key, secret, this.headers, batch.body, request.signal).then((outcome) => {
       clearTimeout(timeout);
@@ -199,13 +200,18 @@ export class WebhookStream {
   async finish(deadline: number): Promise<void> {
     this.finishing = true;
     this.clearTimer();
-    const halt = setTimeout(() => this.request?.abort('the server is shutting down'), Math.max(0, deadline - performance.now()));
+    // A timer may fire a little before performance.now() reaches the deadline: `halted` is what ends the loop.
+    let halted = false;
+    const halt = setTimeout(() => {
+      halted = true;
+      this.request?.abort('the server is shutting down');
+    }, Math.max(0, deadline - performance.now()));
     try {
       if (this.inFlight !== null) {
         await this.inFlight;
         if (this.batch !== null) this.giveUpBatch();
       }
-      while ((this.batch !== null || this.queue.length > 0) && performance.now() < deadline) {
+      while ((this.batch !== null || this.queue.length > 0) && !halted && performance.now() < deadline) {
         if (this.batch === null) this.take();
         await this.attempt(Math.min(this.ctx.timings.requestTimeoutMs, deadline - performance.now()));
         if (this.batch !== null) this.giveUpBatch();
@@ -235,7 +241,8 @@ export class WebhookStream {
     this.ctx.log.warn(`webhooks: ${this.name()}: gave up on ${n} event${n === 1 ? '' : 's'}, ${why}`);
   }
 
+  // Without credentials or query string, which may hold tokens.
   private name(): string {
-    return `app ${this.app.config.id} to ${this.url.href}`;
+    return `app ${this.app.config.id} to ${this.url.origin}${this.url.pathname}`;
   }
 }
