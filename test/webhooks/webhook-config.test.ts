@@ -2,7 +2,7 @@
 // parsed into entries; every mistake stops start-up with one line naming the app and the entry.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadOptions } from '../../src/options';
@@ -120,6 +120,20 @@ describe('webhooks in the options', () => {
       refuses({}, `apps[1] in ${path} field "webhooks": ${message}`, path);
     });
   }
+
+  test('the example config file of docs/webhooks.md loads', () => {
+    const doc = readFileSync(join(__dirname, '..', '..', '..', 'docs', 'webhooks.md'), 'utf8');
+    const example = /```json\n([\s\S]*?)\n```/.exec(doc);
+    assert.ok(example, 'no ```json example in docs/webhooks.md');
+    const [chat] = loadOptions({}, configFile(JSON.parse(example[1]))).apps;
+    assert.deepEqual(
+      chat.webhooks.map((w) => [w.url, w.eventTypes.length, w.channelNameStartsWith]),
+      [
+        ['https://api.example.com/pusher', 4, 'presence-'],
+        ['https://api.example.com/typing', 1, ''],
+      ],
+    );
+  });
 
   test('DEFAULT_APP_WEBHOOKS that is not JSON is refused', () => {
     assert.throws(
