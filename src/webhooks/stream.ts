@@ -75,7 +75,7 @@ export class WebhookStream {
 
   constructor(
     private readonly app: AppState,
-    readonly url: URL,
+    private readonly url: URL,
     private readonly headers: Record<string, string>,
     private readonly ctx: StreamContext,
   ) {}
@@ -140,6 +140,7 @@ export class WebhookStream {
   private delivered(batch: Batch): void {
     const { metrics } = this.ctx;
     this.batch = null;
+    if (this.failures > 0) this.ctx.log.info(`webhooks: ${this.name()}: delivering again after ${this.failures} failed attempt${this.failures === 1 ? '' : 's'}`);
     this.failures = 0;
     if (metrics !== null) {
       const slot = this.app.metricsSlot;
@@ -154,9 +155,10 @@ export class WebhookStream {
 
   private failed(reason: string): void {
     this.ctx.metrics?.failed.add(this.app.metricsSlot, 1);
-    this.failures++;
     this.lastFailure = reason;
     if (this.finishing) return;
+    // One line per outage (and one when it ends), not one per attempt.
+    if (this.failures++ === 0) this.ctx.log.warn(`webhooks: ${this.name()}: POST failed (${reason}); retrying with backoff, later events wait in order`);
     const { firstRetryMs, maxRetryMs, retryForMs } = this.ctx.timings;
     const backoff = Math.min(maxRetryMs, firstRetryMs * 2 ** Math.min(this.failures - 1, 30));
     const delay = backoff * (0.5 + Math.random() / 2);

@@ -6,7 +6,7 @@ import type { PwsMetrics } from '../metrics/pws-metrics';
 import type { Options } from '../options';
 import { HOLD_BACK_MS, HoldBack } from './hold-back';
 import { WebhookSender } from './sender';
-import { DELIVERY, WebhookStream, type DeliveryTimings, type StreamContext } from './stream';
+import { DELIVERY, WebhookStream, type StreamContext } from './stream';
 import { wants, type WebhookConfig, type WebhookEventType } from './webhook-config';
 import { channelOccupied, channelVacated, clientEvent, memberAdded, memberRemoved, type WebhookEvent } from './webhook-events';
 import { WebhookMetrics } from './webhook-metrics';
@@ -27,12 +27,6 @@ interface Route {
   entries: WebhookConfig[];
 }
 
-/** Timings of the hold-back and of delivery; the server uses the defaults, tests may shorten them. */
-export interface WebhookTimings {
-  holdBackMs: number;
-  delivery: DeliveryTimings;
-}
-
 /**
  * Turns channel events into webhooks. For each app with webhooks: the events its entries ask
  * for (type and channel filter), one stream per URL, and the hold-back that lets a page reload
@@ -44,21 +38,21 @@ export class Webhooks implements ChannelEvents {
   private readonly sender = new WebhookSender();
 
   /** Null when no app has webhooks: then nothing listens, and channel events cost nothing. */
-  static forApps(apps: Apps, options: Options, metrics: PwsMetrics | null, log: Log, timings?: WebhookTimings): Webhooks | null {
-    return [...apps.all()].some((app) => app.config.webhooks.length > 0) ? new Webhooks(apps, options, metrics, log, timings) : null;
+  static forApps(apps: Apps, options: Options, metrics: PwsMetrics | null, log: Log): Webhooks | null {
+    return [...apps.all()].some((app) => app.config.webhooks.length > 0) ? new Webhooks(apps, options, metrics, log) : null;
   }
 
-  private constructor(apps: Apps, options: Options, metrics: PwsMetrics | null, log: Log, timings: WebhookTimings = { holdBackMs: HOLD_BACK_MS, delivery: DELIVERY }) {
+  private constructor(apps: Apps, options: Options, metrics: PwsMetrics | null, log: Log) {
     const ctx: StreamContext = {
       sender: this.sender,
       batching: options.webhooksBatching,
       batchingMs: options.webhooksBatchingDurationMs,
-      timings: timings.delivery,
+      timings: DELIVERY,
       metrics: metrics === null ? null : new WebhookMetrics(metrics, apps),
       log,
     };
     for (const app of apps.all()) {
-      if (app.config.webhooks.length > 0) this.apps.set(app, new AppWebhooks(app, ctx, timings.holdBackMs));
+      if (app.config.webhooks.length > 0) this.apps.set(app, new AppWebhooks(app, ctx));
     }
   }
 
@@ -124,7 +118,6 @@ class AppWebhooks {
   constructor(
     private readonly app: AppState,
     ctx: StreamContext,
-    holdBackMs: number,
   ) {
     const byUrl = new Map<string, Route>();
     for (const entry of app.config.webhooks) {
@@ -136,7 +129,7 @@ class AppWebhooks {
       }
       route.entries.push(entry);
     }
-    this.holds = new HoldBack(holdBackMs, (held) => this.release(held));
+    this.holds = new HoldBack(HOLD_BACK_MS, (held) => this.release(held));
   }
 
   /** Queues the event on every stream with an entry that wants it; builds it only then. */

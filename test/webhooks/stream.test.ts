@@ -12,14 +12,18 @@ import { WebhookMetrics } from '../../src/webhooks/webhook-metrics';
 import { eventually } from '../helpers/server';
 import { WebhookReceiver } from '../helpers/webhook-receiver';
 
-/** A Log that keeps warnings instead of printing them. */
+/** A Log that keeps warnings and info lines instead of printing them. */
 class RecordingLog extends Log {
   readonly warnings: string[] = [];
+  readonly infos: string[] = [];
   constructor() {
     super(false, true);
   }
   warn(message: string): void {
     this.warnings.push(message);
+  }
+  info(message: string): void {
+    this.infos.push(message);
   }
 }
 
@@ -51,15 +55,16 @@ const event = (i: number) => clientEvent('private-c', 'client-n', { i }, '1.1', 
 const indices = (events: any[]) => events.map((e) => JSON.parse(e.data).i);
 
 describe('a webhook stream', () => {
-  test('events undelivered after retryForMs are given up: one log line, counted, the queue empties; later events go out when the receiver is back', async () => {
+  test('events undelivered after retryForMs are given up with one log line and counted; the outage is logged once when it starts and once when it ends', async () => {
     const receiver = await WebhookReceiver.start();
     receiver.answer = () => 500;
     const s = setup(receiver);
     try {
       for (let i = 0; i < 3; i++) s.stream.push(event(i));
       await eventually(() => s.value('eventsDropped') === 3, 10000, 'the three events given up');
-      assert.equal(s.log.warnings.length, 1, s.log.warnings.join('\n'));
-      assert.match(s.log.warnings[0], /^webhooks: app app-id to http:\/\/127\.0\.0\.1:\d+\/hook: gave up on 3 events, undelivered after 0\.6 s of retries \(last failure: HTTP 500\)$/);
+      assert.equal(s.log.warnings.length, 2, s.log.warnings.join('\n'));
+      assert.match(s.log.warnings[0], /^webhooks: app app-id to http:\/\/127\.0\.0\.1:\d+\/hook: POST failed \(HTTP 500\); retrying with backoff, later events wait in order$/);
+      assert.match(s.log.warnings[1], /^webhooks: app app-id to http:\/\/127\.0\.0\.1:\d+\/hook: gave up on 3 events, undelivered after 0\.6 s of retries \(last failure: HTTP 500\)$/);
       assert.equal(s.value('queued'), 0);
       assert.ok(s.value('failed') >= 2 && s.value('retried') === s.value('failed') - 1);
       assert.equal(s.value('sent'), 0);
@@ -70,6 +75,8 @@ describe('a webhook stream', () => {
       assert.deepEqual(indices(receiver.events()), [3]);
       // The receiver records its answer before the stream has read it.
       await eventually(() => s.value('eventsSent') === 1 && s.value('queued') === 0, 5000, 'the delivery counted');
+      assert.equal(s.log.warnings.length, 2);
+      assert.deepEqual(s.log.infos.map((l) => l.replace(/^.*hook: /, '')), [`delivering again after ${s.value('failed')} failed attempts`]);
     } finally {
       s.sender.close();
       await receiver.close();
@@ -89,6 +96,7 @@ describe('a webhook stream', () => {
       assert.equal(receiver.requests[1].headers['x-pusher-signature'], receiver.requests[0].headers['x-pusher-signature']);
       await eventually(() => s.value('sent') === 1, 5000, 'the delivery counted');
       assert.deepEqual([s.value('failed'), s.value('retried')], [1, 1]);
+      assert.deepEqual(s.log.warnings.map((l) => l.replace(/^.*hook: /, '')), ['POST failed (no answer within 200 ms); retrying with backoff, later events wait in order']);
     } finally {
       s.sender.close();
       await receiver.close();
