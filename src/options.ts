@@ -2,6 +2,7 @@ import { type KeyObject, X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { OptionsError } from './protocol/errors';
+import { parseWebhooks, type WebhookConfig } from './webhooks/webhook-config';
 
 /** One app's credentials and limits. */
 export interface AppConfig {
@@ -20,6 +21,8 @@ export interface AppConfig {
   enabled: boolean;
   /** Connections must `pusher:signin` within `userAuthenticationTimeoutMs` or are closed with 4009. */
   userAuthentication: boolean;
+  /** Where to POST this app's webhooks (docs/webhooks.md); empty for none. */
+  webhooks: WebhookConfig[];
 }
 
 /** Everything the server reads from its environment and config file, typed and validated. */
@@ -69,6 +72,8 @@ export interface Options {
   redisSentinels: string;
   redisSentinelName: string;
   redisSentinelPassword: string;
+  webhooksBatching: boolean;
+  webhooksBatchingDurationMs: number;
 }
 
 /** Valid values of ADAPTER_DRIVER. */
@@ -79,7 +84,7 @@ export type AdapterDriver = (typeof ADAPTER_DRIVERS)[number];
 export const METRICS_DRIVERS = ['prometheus', 'pushgateway'] as const;
 export type MetricsDriver = (typeof METRICS_DRIVERS)[number];
 
-type Kind = 'int' | 'percent' | 'bool' | 'string' | 'url' | 'driver' | 'adapter' | 'metricPrefix';
+type Kind = 'int' | 'percent' | 'bool' | 'string' | 'url' | 'driver' | 'adapter' | 'metricPrefix' | 'webhooks';
 
 interface Spec {
   env: string;
@@ -117,6 +122,7 @@ export const OPTION_SPECS: readonly Spec[] = [
   { env: 'DEFAULT_APP_ENABLE_CLIENT_MESSAGES', key: 'app.enableClientMessages', kind: 'bool', default: 'false', help: 'Allow client-* events on private and presence channels.' },
   { env: 'DEFAULT_APP_ENABLED', key: 'app.enabled', kind: 'bool', default: 'true', help: 'Accept connections for the default app.' },
   { env: 'DEFAULT_APP_USER_AUTHENTICATION', key: 'app.userAuthentication', kind: 'bool', default: 'false', help: 'Require pusher:signin within USER_AUTHENTICATION_TIMEOUT.' },
+  { env: 'DEFAULT_APP_WEBHOOKS', key: 'app.webhooks', kind: 'webhooks', default: '[]', help: 'Webhooks of the default app, a JSON array of {"url", "event_types", "headers", "filter"} (docs/webhooks.md).' },
   { env: 'ACTIVITY_TIMEOUT', key: 'activityTimeout', kind: 'int', default: '120', min: 1, help: 'Seconds of silence after which the server pings a socket (sent to clients as activity_timeout).' },
   { env: 'PONG_TIMEOUT', key: 'pongTimeoutMs', kind: 'int', default: '30000', min: 1, help: 'Milliseconds a pinged socket has to answer before it is closed with 4201.' },
   { env: 'USER_AUTHENTICATION_TIMEOUT', key: 'userAuthenticationTimeoutMs', kind: 'int', default: '30000', min: 1, help: 'Milliseconds a socket of an app with user authentication has to sign in.' },
@@ -158,6 +164,8 @@ export const OPTION_SPECS: readonly Spec[] = [
   { env: 'DB_REDIS_SENTINELS', key: 'redisSentinels', kind: 'string', default: '', help: 'Comma-separated host:port of Redis Sentinels: connect to the master they name DB_REDIS_SENTINEL_NAME, and follow failovers.' },
   { env: 'DB_REDIS_SENTINEL_NAME', key: 'redisSentinelName', kind: 'string', default: 'mymaster', help: 'Name of the master the Sentinels watch.' },
   { env: 'DB_REDIS_SENTINEL_PASSWORD', key: 'redisSentinelPassword', kind: 'string', default: '', help: 'Password of the Sentinels themselves.' },
+  { env: 'WEBHOOKS_BATCHING', key: 'webhooksBatching', kind: 'bool', default: 'true', help: 'Send up to 20 webhook events per POST (per app and URL); false sends one event per POST.' },
+  { env: 'WEBHOOKS_BATCHING_DURATION', key: 'webhooksBatchingDurationMs', kind: 'int', default: '250', min: 0, help: 'Milliseconds a webhook event waits for others to share its POST (with WEBHOOKS_BATCHING).' },
 ];
 
 const APP_FIELDS: Record<keyof AppConfig, Kind> = {
@@ -171,6 +179,7 @@ const APP_FIELDS: Record<keyof AppConfig, Kind> = {
   enableClientMessages: 'bool',
   enabled: 'bool',
   userAuthentication: 'bool',
+  webhooks: 'webhooks',
 };
 
 // An empty secret lets anyone sign requests; an empty id or key can never be addressed.
@@ -392,5 +401,7 @@ function parseValue(raw: unknown, kind: Kind, origin: string, min?: number, max?
         throw new OptionsError(`${origin}: must be letters, digits, _ and : only, not starting with a digit (a Prometheus metric name matches [a-zA-Z_:][a-zA-Z0-9_:]*), got ${JSON.stringify(raw)}`);
       }
       return text;
+    case 'webhooks':
+      return parseWebhooks(text, origin);
   }
 }

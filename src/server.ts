@@ -21,6 +21,7 @@ import type { Options } from './options';
 import { Users } from './channels/users';
 import { uws, type TemplatedApp, type us_listen_socket } from './uws';
 import { wsBehavior } from './ws/behavior';
+import { Webhooks } from './webhooks/webhooks';
 
 const SHUTDOWN_MESSAGE = 'Server is shutting down, please reconnect';
 
@@ -34,6 +35,7 @@ export class Server {
   private readonly pushgateway: PushgatewayDriver | null = null;
   private readonly fanOut: FanOut;
   private readonly cluster: RedisAdapter | null;
+  private readonly webhooks: Webhooks | null;
   private activity: ActivityMonitor | null = null;
   private memory: MemoryWatch | null = null;
   private listenSockets: us_listen_socket[] = [];
@@ -55,7 +57,8 @@ export class Server {
     if (this.metrics !== null) for (const app of this.apps.all()) app.metricsSlot = this.metrics.appSlot(app.config.id);
     if (this.metrics !== null && options.metricsDriver === 'pushgateway') this.pushgateway = new PushgatewayDriver(this.metrics, options, this.log);
     this.fanOut = new FanOut(this.app, this.metrics);
-    const events = channelEventsOf(options.debug ? [new ChannelEventLog(this.log)] : []);
+    this.webhooks = Webhooks.forApps(this.apps, options, this.metrics, this.log);
+    const events = channelEventsOf([...(options.debug ? [new ChannelEventLog(this.log)] : []), ...(this.webhooks ? [this.webhooks] : [])]);
     // The local adapter is the FanOut and this node's own counts: no connection, no extra work.
     this.cluster = options.adapterDriver === 'redis' ? new (loadRedisAdapter())(options, this.apps, this.fanOut, events, this.metrics, this.log) : null;
     const broadcaster: Broadcaster = this.cluster?.broadcaster ?? this.fanOut;
@@ -64,6 +67,7 @@ export class Server {
     const refusals = this.metrics !== null && limited ? new Refusals(this.metrics, this.apps) : null;
     const localLimiter = new LocalRateLimiter(this.apps);
     const limiter: RateLimiter = options.rateLimiterDriver === 'redis' ? this.cluster!.rateLimiter(localLimiter) : localLimiter;
+    this.webhooks?.checkHeldAgainst(state);
     const users = new Users(this.fanOut, broadcaster);
     const channels = new Channels({ options, fanOut: this.fanOut, broadcaster, state, events, log: this.log });
 
@@ -148,7 +152,11 @@ export class Server {
     this.listenSockets = [];
     this.app.close();
     this.metricsApp?.close();
+    // Held webhooks are checked against the cluster's state while Redis still answers.
+    await this.webhooks?.releaseHeld();
     await this.cluster?.stop();
+    // Leaving the cluster can still announce vacated channels, so the webhooks' last attempt comes after.
+    await this.webhooks?.stop();
     // After the sockets closed: the last push shows the final counts and zero connections.
     await this.pushgateway?.stop();
     this.metrics?.stop();

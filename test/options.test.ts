@@ -73,11 +73,13 @@ describe('environment variables', () => {
             ? Number(spec.default)
             : spec.kind === 'bool'
               ? spec.default === 'true'
-              : spec.default;
-      assert.equal(valueOf(options, spec), expected, spec.env);
+              : spec.kind === 'webhooks'
+                ? JSON.parse(spec.default)
+                : spec.default;
+      assert.deepEqual(valueOf(options, spec), expected, spec.env);
     }
     assert.deepEqual(options.apps, [
-      { id: 'app-id', key: 'app-key', secret: 'app-secret', maxConnections: -1, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: false, enabled: true, userAuthentication: false },
+      { id: 'app-id', key: 'app-key', secret: 'app-secret', maxConnections: -1, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: false, enabled: true, userAuthentication: false, webhooks: [] },
     ]);
   });
 
@@ -248,8 +250,10 @@ describe('environment variables', () => {
       DEFAULT_APP_ENABLE_CLIENT_MESSAGES: '1',
       DEFAULT_APP_ENABLED: '0',
       DEFAULT_APP_USER_AUTHENTICATION: 'true',
+      DEFAULT_APP_WEBHOOKS: '[{"url": "http://h/w", "event_types": ["client_event"]}]',
     });
-    assert.deepEqual(options.apps, [{ id: 'my-id', key: 'my-key', secret: 'my-secret', maxConnections: 10, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: true, enabled: false, userAuthentication: true }]);
+    const webhooks = [{ url: 'http://h/w', eventTypes: ['client_event'], headers: {}, channelNameStartsWith: '', channelNameEndsWith: '' }];
+    assert.deepEqual(options.apps, [{ id: 'my-id', key: 'my-key', secret: 'my-secret', maxConnections: 10, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: true, enabled: false, userAuthentication: true, webhooks }]);
   });
 });
 
@@ -277,8 +281,8 @@ describe('config file', () => {
     });
     const o = loadOptions({ DEFAULT_APP_MAX_CONNS: '100' }, path);
     assert.deepEqual(o.apps, [
-      { id: 'a', key: 'key-a', secret: 'secret-a', maxConnections: 100, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: true, enabled: true, userAuthentication: false },
-      { id: 'b', key: 'key-b', secret: 'secret-b', maxConnections: 5, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: false, enabled: false, userAuthentication: true },
+      { id: 'a', key: 'key-a', secret: 'secret-a', maxConnections: 100, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: true, enabled: true, userAuthentication: false, webhooks: [] },
+      { id: 'b', key: 'key-b', secret: 'secret-b', maxConnections: 5, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: false, enabled: false, userAuthentication: true, webhooks: [] },
     ]);
   });
 
@@ -320,7 +324,7 @@ describe('config file', () => {
     ['an app with an empty secret', { apps: [{ id: 'a', key: 'k', secret: ' ' }] }, (p) => `apps[0] in ${p}: "secret" must not be empty`],
     ['an app with an empty id', { apps: [{ id: '', key: 'k', secret: 's' }] }, (p) => `apps[0] in ${p}: "id" must not be empty`],
     ['an app with a numeric id', { apps: [{ id: 1, key: 'k', secret: 's' }] }, (p) => `apps[0] in ${p} field "id": expected a string, got 1`],
-    ['an app with an unknown field', { apps: [{ id: 'a', key: 'k', secret: 's', max_connections: 1 }] }, (p) => `apps[0] in ${p}: unknown field "max_connections" (valid: id, key, secret, maxConnections, maxBackendEventsPerSecond, maxClientEventsPerSecond, maxReadRequestsPerSecond, enableClientMessages, enabled, userAuthentication)`],
+    ['an app with an unknown field', { apps: [{ id: 'a', key: 'k', secret: 's', max_connections: 1 }] }, (p) => `apps[0] in ${p}: unknown field "max_connections" (valid: id, key, secret, maxConnections, maxBackendEventsPerSecond, maxClientEventsPerSecond, maxReadRequestsPerSecond, enableClientMessages, enabled, userAuthentication, webhooks)`],
     ['an app with a bad maxConnections', { apps: [{ id: 'a', key: 'k', secret: 's', maxConnections: -2 }] }, (p) => `apps[0] in ${p} field "maxConnections": must be at least -1, got -2`],
     ['an app with a bad boolean', { apps: [{ id: 'a', key: 'k', secret: 's', enabled: 'yes' }] }, (p) => `apps[0] in ${p} field "enabled": expected true, false, 1 or 0, got "yes"`],
     [
@@ -343,7 +347,7 @@ describe('config file', () => {
       const top = configFile(`{"PORT": 7001, ${JSON.stringify(name)}: 1}`);
       refuses({}, `--config ${top}: unknown option "${name}" (see pws-server start --help)`, top);
       const app = configFile(`{"apps": [{"id": "a", "key": "k", "secret": "s", ${JSON.stringify(name)}: 1}]}`);
-      refuses({}, `apps[0] in ${app}: unknown field "${name}" (valid: id, key, secret, maxConnections, maxBackendEventsPerSecond, maxClientEventsPerSecond, maxReadRequestsPerSecond, enableClientMessages, enabled, userAuthentication)`, app);
+      refuses({}, `apps[0] in ${app}: unknown field "${name}" (valid: id, key, secret, maxConnections, maxBackendEventsPerSecond, maxClientEventsPerSecond, maxReadRequestsPerSecond, enableClientMessages, enabled, userAuthentication, webhooks)`, app);
     }
   });
 
@@ -371,6 +375,8 @@ describe('docs/configuration.md', () => {
         return 'local or redis';
       case 'metricPrefix':
         return 'metric name prefix';
+      case 'webhooks':
+        return 'JSON array';
       default:
         return 'string';
     }
