@@ -1,4 +1,4 @@
-import { createClient, createCluster, createSentinel } from 'redis';
+import { createClient, createCluster, createSentinel, ErrorReply } from 'redis';
 import type { Log } from '../log';
 import { parseHostPorts, type Options } from '../options';
 
@@ -75,7 +75,10 @@ interface Cluster extends PubSub {
 }
 interface Sentinel extends PubSub {
   sendCommand(isReadonly: boolean, args: string[]): Promise<unknown>;
+  connect(): Promise<unknown>;
   destroy(): Promise<unknown>;
+  on(event: 'error', listener: (err: unknown) => void): unknown;
+  on(event: 'ready', listener: () => void): unknown;
 }
 
 /** Connects as the options say: REDIS_URL, DB_REDIS_CLUSTER_NODES, DB_REDIS_SENTINELS, or DB_REDIS_HOST/PORT. */
@@ -108,10 +111,10 @@ export function connectRedis(options: RedisOptions, log: Log, events: LinkEvents
       sentinelRootNodes: parseHostPorts(options.redisSentinels, 'DB_REDIS_SENTINELS'),
       nodeClientOptions: { ...auth, ...common, socket, database: options.redisDb },
       sentinelClientOptions: options.redisSentinelPassword !== '' ? { password: options.redisSentinelPassword, socket } : { socket },
+      // Errors of the master's connection are 'error' events too (not only the pub/sub one's).
+      passthroughClientErrorEvents: true,
     });
-    sentinel.on('error', (err) => watch.failed(err));
-    sentinel.on('ready', () => watch.ready('sentinel'));
-    return new SentinelLink(sentinel as unknown as Sentinel, sentinel.connect());
+    return new SentinelLink(sentinel as unknown as Sentinel, watch);
   }
   const client =
     options.redisUrl !== ''
@@ -251,27 +254,86 @@ class ClusterLink extends BaseLink {
   }
 }
 
+/**
+ * node-redis's Sentinel client differs from the other two in three ways this link makes up for.
+ * Without a master it retries a command up to 16 times, a second apart: each command and
+ * subscription is bounded here by COMMAND_TIMEOUT_MS, as everywhere else. Its connect() gives up
+ * after those retries and tears the client down: it is tried again until it succeeds. It emits
+ * 'ready' again only after a failover, and reports errors of the master's connection only when
+ * passthroughClientErrorEvents is on: a master back at the same address counts as a
+ * reconnection at the first command that succeeds after an error.
+ */
 class SentinelLink extends BaseLink {
+  /** An error event or a failed subscription since the last 'ready' or successful command. */
+  private lost = false;
+  private closed = false;
+
   constructor(
     private readonly sentinel: Sentinel,
-    connecting: Promise<unknown>,
+    private readonly watch: Watch,
   ) {
-    super(connecting);
+    let opened!: () => void;
+    super(new Promise<void>((resolve) => (opened = resolve)));
+    sentinel.on('error', (err) => {
+      this.lost = true;
+      watch.failed(err);
+    });
+    sentinel.on('ready', () => {
+      this.lost = false;
+      watch.ready('sentinel');
+    });
+    void this.open().then(opened, () => undefined);
   }
 
-  command(_key: string, args: string[]): Promise<unknown> {
-    return this.sentinel.sendCommand(false, args);
+  private async open(): Promise<void> {
+    for (;;) {
+      try {
+        await this.sentinel.connect();
+        return;
+      } catch (err) {
+        if (this.closed) throw err;
+        this.watch.failed(err);
+        await new Promise((resolve) => setTimeout(resolve, RECONNECT_MAX_DELAY_MS).unref());
+        if (this.closed) throw err;
+      }
+    }
+  }
+
+  async command(_key: string, args: string[]): Promise<unknown> {
+    const reply = await bounded(this.sentinel.sendCommand(false, args));
+    if (this.lost) {
+      this.lost = false;
+      this.watch.ready('sentinel');
+    }
+    return reply;
   }
 
   async subscribe(channel: string, listener: MessageListener): Promise<void> {
-    await this.sentinel.sSubscribe(channel, listener);
+    try {
+      await bounded(this.sentinel.sSubscribe(channel, listener));
+    } catch (err) {
+      // Subscribed again, with every other channel, once a command succeeds. A reply from Redis
+      // (an ACL refusal, say) would fail again.
+      if (!(err instanceof ErrorReply)) this.lost = true;
+      throw err;
+    }
   }
 
   async unsubscribe(channel: string, listener: MessageListener): Promise<void> {
-    await this.sentinel.sUnsubscribe(channel, listener);
+    await bounded(this.sentinel.sUnsubscribe(channel, listener));
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     await this.sentinel.destroy();
   }
+}
+
+/** Rejects when `promise` has not settled within COMMAND_TIMEOUT_MS (Sentinel only; see SentinelLink). */
+function bounded<T>(promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${COMMAND_TIMEOUT_MS} ms`)), COMMAND_TIMEOUT_MS);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

@@ -1,5 +1,6 @@
-// Real Redis for tests: a standalone `redis-server`, or a three-master Redis Cluster, on free
-// loopback ports (Debian packages `redis-server` and `redis-tools`, installed by scripts/test-setup.sh).
+// Real Redis for tests: a standalone `redis-server`, a master watched by Redis Sentinels, or a
+// three-master Redis Cluster, on free loopback ports (Debian packages `redis-server` and
+// `redis-tools`, installed by scripts/test-setup.sh).
 // No persistence, one temp dir per instance; processes never outlive the test process (stop()
 // kills them, and the exit hooks of ./services kill any still running).
 import { execFile, type ChildProcess } from 'node:child_process';
@@ -488,6 +489,222 @@ export async function startRedisCluster(): Promise<RedisClusterInstance> {
       stopped = true;
       await killAll();
       dropDir(dir);
+    },
+  };
+}
+
+// ------------------------------------------------------------------------ sentinel
+
+export interface RedisSentinelOptions {
+  /** How many sentinels watch the master (default 1; the quorum is 1). */
+  sentinels?: number;
+  /** The name the sentinels give the master (default 'mymaster'). */
+  name?: string;
+  /** Replicas of the master, started before the sentinels (default 0); failover() needs one. */
+  replicas?: number;
+}
+
+export interface RedisSentinelInstance {
+  /** The master the sentinels watched at start (a standalone instance of startRedis()). */
+  master: RedisInstance;
+  /** Its replicas (`--replicaof` the master), in the order started. */
+  replicas: RedisInstance[];
+  /** The name of the master, for DB_REDIS_SENTINEL_NAME. */
+  name: string;
+  /** Client ports of the sentinels. */
+  ports: number[];
+  /** For DB_REDIS_SENTINELS: `127.0.0.1:P,127.0.0.1:Q`. */
+  sentinels: string;
+  /** Temp dir: one sub-dir per sentinel (sentinel.conf, which the sentinel rewrites, and service.log). */
+  dir: string;
+  /** The port of the master the first sentinel names now. */
+  masterPort(): Promise<number>;
+  /**
+   * `SENTINEL FAILOVER` on the first sentinel (retried while it has no replica ready to promote);
+   * resolves with the new master's port once the sentinel names it and it answers ROLE as master.
+   */
+  failover(): Promise<number>;
+  /** Stops the sentinels, then the replicas and the master; removes the temp dirs. Idempotent. */
+  stop(): Promise<void>;
+  /** Runs `redis-cli -h 127.0.0.1 -p port args...` against a sentinel (or the master); resolves with stdout. */
+  cli(port: number, ...args: string[]): Promise<string>;
+  /** The log of the sentinel on `port` so far. */
+  log(port: number): string;
+}
+
+function sentinelConf(port: number, dir: string, name: string, masterPort: number): string {
+  return [
+    `port ${port}`,
+    'bind 127.0.0.1',
+    'protected-mode no',
+    'daemonize no',
+    `dir ${dir}`,
+    // Addresses only, and the loopback one in everything a sentinel tells clients and its peers.
+    'sentinel resolve-hostnames no',
+    'sentinel announce-hostnames no',
+    'sentinel announce-ip 127.0.0.1',
+    `sentinel announce-port ${port}`,
+    `sentinel monitor ${name} 127.0.0.1 ${masterPort} 1`,
+    `sentinel down-after-milliseconds ${name} 5000`,
+    `sentinel failover-timeout ${name} 60000`,
+    '',
+  ].join('\n');
+}
+
+/** Polls `SENTINEL get-master-addr-by-name` until it names the master; fails early when the sentinel exits. */
+async function waitSentinel(s: Spawned, port: number, name: string, masterPort: number, timeoutMs = 30000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let spawnError: Error | undefined;
+  s.child.once('error', (e) => (spawnError = e));
+  let last = '';
+  while (Date.now() < deadline) {
+    if (spawnError) throw new Error(`redis sentinel failed to start: ${spawnError.message}`);
+    if (exitedOf(s.child)) {
+      throw new Error(`redis sentinel on ${port} exited (code ${s.child.exitCode}, signal ${s.child.signalCode}):\n${tail(s.logFile)}`);
+    }
+    try {
+      const r = await respCommand(port, ['SENTINEL', 'get-master-addr-by-name', name], 1000);
+      if (Array.isArray(r) && r[0] === '127.0.0.1' && r[1] === String(masterPort)) return;
+      last = `get-master-addr-by-name answered ${r instanceof Error ? r.message : JSON.stringify(r)}`;
+    } catch (e) {
+      last = (e as Error).message;
+    }
+    await sleep(50);
+  }
+  throw new Error(`redis sentinel on 127.0.0.1:${port} did not name master ${name} within ${timeoutMs} ms (${last}):\n${tail(s.logFile)}`);
+}
+
+/**
+ * Starts a standalone master (startRedis), `replicas` replicas of it, and `sentinels` sentinels
+ * (`redis-server sentinel.conf --sentinel`, each with its own writable config in a temp dir)
+ * monitoring it as `name` with a quorum of 1, and waits until every sentinel answers `SENTINEL
+ * get-master-addr-by-name` with the master's address. With more than one sentinel, also waits
+ * until each has discovered the others.
+ */
+export async function startRedisSentinel(opts: RedisSentinelOptions = {}): Promise<RedisSentinelInstance> {
+  const bin = redisServerBin();
+  redisCliBin(); // fail early with the install hint
+  const count = opts.sentinels ?? 1;
+  const name = opts.name ?? 'mymaster';
+  const master = await startRedis();
+  const replicas: RedisInstance[] = [];
+  const dir = mkTemp('pws-redis-sentinel-');
+  trackDir(dir);
+  const sentinels = new Map<number, Spawned>();
+  const killAll = async () => {
+    await Promise.all([...sentinels.values()].map((s) => killChild(s.child)));
+    sentinels.clear();
+  };
+  const stopRedis = async () => {
+    await Promise.all(replicas.map((r) => r.stop()));
+    await master.stop();
+  };
+
+  /** One sentinel on a free port, retried on another port if that one was taken meanwhile. */
+  const launch = async (): Promise<void> => {
+    let lastErr: unknown;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const port = await freePort();
+      const sentinelDir = path.join(dir, `sentinel-${port}`);
+      fs.mkdirSync(sentinelDir);
+      const conf = path.join(sentinelDir, 'sentinel.conf');
+      fs.writeFileSync(conf, sentinelConf(port, sentinelDir, name, master.port));
+      const s = spawnService(bin, [conf, '--sentinel'], sentinelDir);
+      try {
+        await waitSentinel(s, port, name, master.port);
+        sentinels.set(port, s);
+        return;
+      } catch (e) {
+        lastErr = e;
+        await killHard(s.child);
+        if (!isBindError(e)) break;
+      }
+    }
+    throw lastErr;
+  };
+
+  try {
+    // Replicas first and in sync, so the sentinels learn them from the master's first INFO.
+    for (let i = 0; i < (opts.replicas ?? 0); i++) replicas.push(await startRedis({ args: ['--replicaof', '127.0.0.1', String(master.port)] }));
+    if (replicas.length > 0) {
+      const deadline = Date.now() + 30000;
+      for (;;) {
+        const info = await respCommand(master.port, ['INFO', 'replication']).catch((e: Error) => e);
+        const online = typeof info === 'string' ? (info.match(/^slave\d+:.*state=online/gm) ?? []).length : 0;
+        if (online === replicas.length) break;
+        if (Date.now() > deadline) throw new Error(`replicas not in sync within 30 s:\n${typeof info === 'string' ? info : String(info)}`);
+        await sleep(50);
+      }
+    }
+    for (let i = 0; i < count; i++) await launch();
+    if (count > 1) {
+      // Sentinels find each other through hello messages on the master (every 2 s).
+      const deadline = Date.now() + 30000;
+      for (const port of sentinels.keys()) {
+        for (;;) {
+          const r = await respCommand(port, ['SENTINEL', 'sentinels', name]).catch((e: Error) => e);
+          if (Array.isArray(r) && r.length === count - 1) break;
+          if (Date.now() > deadline) throw new Error(`sentinel ${port} did not discover the other ${count - 1} within 30 s (${JSON.stringify(r)}):\n${tail(sentinels.get(port)!.logFile)}`);
+          await sleep(100);
+        }
+      }
+    }
+  } catch (e) {
+    await killAll();
+    dropDir(dir);
+    await stopRedis();
+    throw e;
+  }
+
+  const ports = [...sentinels.keys()];
+  const masterPort = async (): Promise<number> => {
+    const r = await respCommand(ports[0], ['SENTINEL', 'get-master-addr-by-name', name]);
+    if (!Array.isArray(r)) throw new Error(`get-master-addr-by-name answered ${JSON.stringify(r)}`);
+    return Number(r[1]);
+  };
+  let stopped = false;
+  return {
+    master,
+    name,
+    ports,
+    sentinels: ports.map((p) => `127.0.0.1:${p}`).join(','),
+    dir,
+    replicas,
+    masterPort,
+    async failover() {
+      const before = await masterPort();
+      const deadline = Date.now() + 60000;
+      let last = '';
+      for (;;) {
+        const r = await respCommand(ports[0], ['SENTINEL', 'failover', name]).catch((e: Error) => e);
+        if (r === 'OK') break;
+        last = r instanceof Error ? r.message : JSON.stringify(r);
+        // NOGOODSLAVE: no replica the sentinel deems fit yet; INPROGRESS: one is under way.
+        if (!/NOGOODSLAVE|INPROG/.test(last) || Date.now() > deadline) throw new Error(`SENTINEL FAILOVER ${name} answered ${last}:\n${tail(sentinels.get(ports[0])!.logFile)}`);
+        await sleep(200);
+      }
+      for (;;) {
+        const now = await masterPort();
+        if (now !== before) {
+          const role = await respCommand(now, ['ROLE']).catch((e: Error) => e);
+          if (Array.isArray(role) && role[0] === 'master') return now;
+          last = `ROLE on ${now}: ${JSON.stringify(role)}`;
+        }
+        if (Date.now() > deadline) throw new Error(`no new master within 60 s (${last}):\n${tail(sentinels.get(ports[0])!.logFile)}`);
+        await sleep(100);
+      }
+    },
+    cli: (port: number, ...args: string[]) => runCli(port, args),
+    log: (port: number) => {
+      const s = sentinels.get(port);
+      return s ? tail(s.logFile, 20000) : '';
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await killAll();
+      dropDir(dir);
+      await stopRedis();
     },
   };
 }
