@@ -21,6 +21,8 @@ export interface AppConfig {
   enabled: boolean;
   /** Connections must `pusher:signin` within `userAuthenticationTimeoutMs` or are closed with 4009. */
   userAuthentication: boolean;
+  /** Send live `pusher_internal:subscription_count` frames and subscription_count webhooks. */
+  enableSubscriptionCount: boolean;
   /** Where to POST this app's webhooks (docs/webhooks.md); empty for none. */
   webhooks: WebhookConfig[];
 }
@@ -123,6 +125,7 @@ export const OPTION_SPECS: readonly Spec[] = [
   { env: 'DEFAULT_APP_ENABLED', key: 'app.enabled', kind: 'bool', default: 'true', help: 'Accept connections for the default app.' },
   { env: 'DEFAULT_APP_USER_AUTHENTICATION', key: 'app.userAuthentication', kind: 'bool', default: 'false', help: 'Require pusher:signin within USER_AUTHENTICATION_TIMEOUT.' },
   { env: 'DEFAULT_APP_WEBHOOKS', key: 'app.webhooks', kind: 'webhooks', default: '[]', help: 'Webhooks of the default app, a JSON array of {"url", "event_types", "headers", "filter"} (docs/webhooks.md).' },
+  { env: 'DEFAULT_APP_ENABLE_SUBSCRIPTION_COUNT', key: 'app.enableSubscriptionCount', kind: 'bool', default: 'false', help: 'Send subscribers of non-presence channels the live subscription count (pusher:subscription_count in pusher-js) and the subscription_count webhook.' },
   { env: 'ACTIVITY_TIMEOUT', key: 'activityTimeout', kind: 'int', default: '120', min: 1, help: 'Seconds of silence after which the server pings a socket (sent to clients as activity_timeout).' },
   { env: 'PONG_TIMEOUT', key: 'pongTimeoutMs', kind: 'int', default: '30000', min: 1, help: 'Milliseconds a pinged socket has to answer before it is closed with 4201.' },
   { env: 'USER_AUTHENTICATION_TIMEOUT', key: 'userAuthenticationTimeoutMs', kind: 'int', default: '30000', min: 1, help: 'Milliseconds a socket of an app with user authentication has to sign in.' },
@@ -179,6 +182,7 @@ const APP_FIELDS: Record<keyof AppConfig, Kind> = {
   enableClientMessages: 'bool',
   enabled: 'bool',
   userAuthentication: 'bool',
+  enableSubscriptionCount: 'bool',
   webhooks: 'webhooks',
 };
 

@@ -1,6 +1,7 @@
 import { ActivityMonitor } from './ws/activity';
 import { Apps } from './apps';
 import type { Broadcaster, ChannelState } from './adapter/adapter';
+import { LocalCacheStore, type CacheStore } from './adapter/cache-store';
 import { LocalChannelState } from './adapter/local-state';
 import type { RedisAdapter } from './cluster/redis-adapter';
 import { LocalRateLimiter, type RateLimiter } from './limits/rate-limiter';
@@ -8,6 +9,8 @@ import { Refusals } from './limits/refusals';
 import { Channels } from './channels/channels';
 import { ChannelEventLog } from './channels/event-log';
 import { channelEventsOf } from './channels/events';
+import { ExtrasMetrics } from './channels/extras-metrics';
+import { SubscriptionCounts } from './channels/subscription-counts';
 import { ErrorCode, ListenError, PusherError } from './protocol/errors';
 import { FanOut } from './adapter/fan-out';
 import { MemoryWatch, registerHealth } from './http/health';
@@ -35,6 +38,7 @@ export class Server {
   private readonly pushgateway: PushgatewayDriver | null = null;
   private readonly fanOut: FanOut;
   private readonly cluster: RedisAdapter | null;
+  private readonly counts: SubscriptionCounts | null;
   private readonly webhooks: Webhooks | null;
   private activity: ActivityMonitor | null = null;
   private memory: MemoryWatch | null = null;
@@ -69,7 +73,12 @@ export class Server {
     const limiter: RateLimiter = options.rateLimiterDriver === 'redis' ? this.cluster!.rateLimiter(localLimiter) : localLimiter;
     this.webhooks?.checkHeldAgainst(state);
     const users = new Users(this.fanOut, broadcaster);
-    const channels = new Channels({ options, fanOut: this.fanOut, broadcaster, state, events, log: this.log });
+    const cache: CacheStore = this.cluster?.cacheStore() ?? new LocalCacheStore();
+    const extras = this.metrics === null ? null : new ExtrasMetrics(this.metrics, this.apps);
+    this.counts = options.apps.some((a) => a.enableSubscriptionCount)
+      ? new SubscriptionCounts(broadcaster, state, events, this.log, extras === null ? null : (app) => extras.countFrameSent(app))
+      : null;
+    const channels = new Channels({ options, fanOut: this.fanOut, broadcaster, state, cache, counts: this.counts, events, metrics: extras, log: this.log });
 
     this.app.ws('/app/:key', wsBehavior({
       apps: this.apps,
@@ -85,7 +94,7 @@ export class Server {
       log: this.log,
       admissionRefusal: () => this.admissionRefusal(),
     }));
-    registerHttpApi(this.app, { apps: this.apps, options, broadcaster, state, limiter, refusals, metrics: this.metrics, log: this.log });
+    registerHttpApi(this.app, { apps: this.apps, options, broadcaster, state, limiter, refusals, cache, metrics: this.metrics, log: this.log });
     registerHealth(this.app, { closing: () => this.closing, memoryThresholdPercent: options.acceptTrafficMemoryThreshold });
     if (this.metrics !== null && options.metricsServerPort !== 0) {
       this.metricsApp = uws.App();
@@ -147,6 +156,7 @@ export class Server {
     // balancers see /ready answer 503 and late clients are told to reconnect elsewhere (4200).
     await new Promise((r) => setTimeout(r, this.options.shutdownGracePeriodMs));
     this.activity?.stop();
+    this.counts?.stop();
     this.memory?.stop();
     for (const socket of this.listenSockets) uws.us_listen_socket_close(socket);
     this.listenSockets = [];

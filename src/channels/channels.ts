@@ -1,15 +1,19 @@
 import type { AppState, Channel } from '../apps';
 import type { Broadcaster, ChannelState, JoinEdges, LeaveEdges } from '../adapter/adapter';
 import type { FanOut } from '../adapter/fan-out';
+import type { CacheStore } from '../adapter/cache-store';
+import { LocalChannelState } from '../adapter/local-state';
 import { settle } from '../adapter/settle';
 import type { Log } from '../log';
 import type { Options } from '../options';
-import { USER_CHANNEL_PREFIX, channelKind, userChannel, validChannelName } from '../protocol/channel-names';
+import { USER_CHANNEL_PREFIX, channelKind, isCacheChannel, userChannel, validChannelName } from '../protocol/channel-names';
 import { PusherError, SubscriptionError } from '../protocol/errors';
-import { memberAdded, memberInfoBytes, memberRemoved, optionalString, presenceData, requireString, subscriptionErrorFrame, subscriptionSucceeded } from '../protocol/frames';
+import { cacheMissFrame, memberAdded, memberInfoBytes, memberRemoved, optionalString, presenceData, requireString, subscriptionErrorFrame, subscriptionSucceeded } from '../protocol/frames';
 import { socketAuthValid } from '../protocol/signatures';
 import { idOf, socketId, type Socket, type SocketData } from '../ws/socket';
 import type { ChannelEvents } from './events';
+import type { ExtrasMetrics } from './extras-metrics';
+import type { SubscriptionCounts } from './subscription-counts';
 
 /** What Channels needs from the rest of the server. */
 export interface ChannelsContext {
@@ -17,7 +21,11 @@ export interface ChannelsContext {
   fanOut: FanOut;
   broadcaster: Broadcaster;
   state: ChannelState;
+  cache: CacheStore;
+  /** Live subscription counts; null when no app enables them. */
+  counts: SubscriptionCounts | null;
   events: ChannelEvents | null;
+  metrics: ExtrasMetrics | null;
   log: Log;
 }
 
@@ -63,8 +71,11 @@ export class Channels {
         this.ctx.fanOut.send(ws, subscriptionSucceeded(name, '{}'));
         return;
       }
-      return settle(this.ctx.state.members(app, name), (members) => {
-        if (socket.ended === null) this.ctx.fanOut.send(ws, subscriptionSucceeded(name, presenceData(members)));
+      const members = this.ctx.state.members(app, name);
+      // Without the cluster's list (Redis down), this node's own members: a confirmation, not an error.
+      const known = members instanceof Promise ? members.catch(() => new LocalChannelState().members(app, name)) : members;
+      return settle(known, (list) => {
+        if (socket.ended === null) this.ctx.fanOut.send(ws, subscriptionSucceeded(name, presenceData(list)));
       });
     }
 
@@ -131,10 +142,32 @@ export class Channels {
       broadcaster.publish(app, name, memberAdded(name, userId, info), idOf(socket));
       events?.memberAdded(app, name, userId);
     }
-    events?.subscriptionCount(app, name, edges.subscriptionCount);
-    if (socket.ended === null && socket.channels?.has(name)) {
-      fanOut.send(ws, subscriptionSucceeded(name, edges.members === null ? '{}' : presenceData(edges.members)));
-    }
+    const open = socket.ended === null && socket.channels?.has(name) === true;
+    if (open) fanOut.send(ws, subscriptionSucceeded(name, edges.members === null ? '{}' : presenceData(edges.members)));
+    // After the confirmation, so the new subscriber counts itself too.
+    if (edges.members === null && app.config.enableSubscriptionCount) this.ctx.counts?.changed(app, name, edges.subscriptionCount);
+    if (open && isCacheChannel(name)) this.replayCache(ws, socket, name);
+  }
+
+  // A new subscriber of a cache channel gets its last event right after the confirmation, or
+  // pusher:cache_miss; the first miss of a burst is reported (the cache_miss webhook).
+  private replayCache(ws: Socket, socket: SocketData, name: string): void {
+    const { cache, fanOut, events, metrics, log } = this.ctx;
+    const app = socket.app;
+    const replayed = settle(cache.get(app, name), (cached) => {
+      if (socket.ended !== null || !socket.channels?.has(name)) return;
+      if (cached !== null) {
+        fanOut.send(ws, cached.frame);
+        metrics?.cacheHit(app);
+        return;
+      }
+      fanOut.send(ws, cacheMissFrame(name));
+      metrics?.cacheMiss(app);
+      return settle(cache.missed(app, name), (first) => {
+        if (first) events?.cacheMiss(app, name);
+      });
+    });
+    replayed?.catch((err) => log.warn(`cache of ${name} not read: ${(err as Error)?.message ?? err}`));
   }
 
   private attach(ws: Socket, socket: SocketData, name: string, userId: string): Channel {
@@ -206,7 +239,7 @@ export class Channels {
       broadcaster.publish(app, name, memberRemoved(name, userId));
       events?.memberRemoved(app, name, userId);
     }
-    events?.subscriptionCount(app, name, edges.subscriptionCount);
+    if (app.config.enableSubscriptionCount && channelKind(name) !== 'presence') this.ctx.counts?.changed(app, name, edges.subscriptionCount);
     if (edges.vacated) events?.vacated(app, name);
   }
 }

@@ -26,6 +26,10 @@ export class ChannelEventLog implements ChannelEvents {
     this.log.debug(`subscription_count app=${app.config.id} channel=${channel} count=${count}`);
   }
 
+  cacheMiss(app: AppState, channel: string): void {
+    this.log.debug(`cache_miss app=${app.config.id} channel=${channel}`);
+  }
+
   clientEvent(app: AppState, channel: string, event: string, data: unknown, socketId: string): void {
     this.log.debug(`client_event app=${app.config.id} channel=${channel} event=${event} socket=${socketId}`);
   }

@@ -33,10 +33,21 @@ export class Heartbeat {
   private readonly timer: NodeJS.Timeout;
   private beating: Promise<void> | null = null;
   private beats = 0;
+  // No reaping until every live node has had a node timeout to beat: at start, and after Redis
+  // came back (a Redis that kept its data holds heartbeat keys that expired during the outage,
+  // of nodes that are alive and about to beat again).
+  private reapNotBefore: number;
 
   constructor(private readonly ctx: HeartbeatContext) {
+    this.reapNotBefore = performance.now() + ctx.nodeTimeoutMs;
     this.timer = setInterval(() => void this.beat(), Math.max(250, ctx.nodeTimeoutMs / 4));
     this.timer.unref();
+  }
+
+  /** Redis is back after a loss: beat now, and give the other nodes a node timeout to do the same before reaping. */
+  reconnected(): Promise<void> {
+    this.reapNotBefore = performance.now() + this.ctx.nodeTimeoutMs;
+    return this.beat();
   }
 
   /** One heartbeat now (also the first one at start-up); never rejects. */
@@ -54,14 +65,15 @@ export class Heartbeat {
       if (this.beats++ > 0 && previous === null) state.dirty = true;
       if (state.dirty) await state.rewrite(apps);
       await state.syncConnections(apps);
-      await this.reapDead();
+      await this.scanNodes(performance.now() >= this.reapNotBefore);
     } catch (err) {
       this.ctx.metrics?.redisErrors.add(0, 1);
       if (this.ctx.log.debugEnabled) this.ctx.log.debug(`heartbeat failed: ${(err as Error)?.message ?? err}`);
     }
   }
 
-  private async reapDead(): Promise<void> {
+  // Counts the live nodes; reaps the dead ones when `reap`.
+  private async scanNodes(reap: boolean): Promise<void> {
     const { link, keys, node, metrics } = this.ctx;
     const members = toArray(await link.command(keys.nodes(), ['SMEMBERS', keys.nodes()]));
     let live = 0;
@@ -70,6 +82,7 @@ export class Heartbeat {
         live++;
         continue;
       }
+      if (!reap) continue;
       const locked = await link.command(keys.reapLock(other), ['SET', keys.reapLock(other), node, 'NX', 'PX', '30000']);
       if (locked === null) continue;
       const removed = await this.reap(other);

@@ -8,7 +8,8 @@ import type { AppState } from '../apps';
  * Per app:  subs (channel → subscriptions), members:<channel> (user → nodes holding it),
  *           info:<channel> (user → user_info), conns (node → connections),
  *           node:<node> (what that node added: `s\n<channel>` → subscriptions, `m\n<channel>\n<user>` → 1),
- *           limit:<limit> (a rate limit's token bucket)
+ *           limit:<limit> (a rate limit's token bucket), cache:<channel> (a cache channel's last event,
+ *           with its TTL), cachemiss:<channel> (set during a miss burst)
  * Global:   node:<node> (heartbeat, expires), nodes (set of node ids), reap:<node> (the reaper's lock)
  */
 export class Keys {
@@ -43,6 +44,15 @@ export class Keys {
   /** A rate limit's token bucket (RATE_LIMITER_DRIVER=redis). */
   rateLimit(app: AppState, limit: string): string {
     return `${this.app(app)}limit:${limit}`;
+  }
+
+  /** A cache channel's last event, and the marker of its current miss burst. */
+  cache(app: AppState, channel: string): string {
+    return `${this.app(app)}cache:${channel}`;
+  }
+
+  cacheMiss(app: AppState, channel: string): string {
+    return `${this.app(app)}cachemiss:${channel}`;
   }
 
   heartbeat(node: string): string {

@@ -13,6 +13,7 @@ import { Heartbeat } from './heartbeat';
 import { Keys } from './keys';
 import { connectRedis, type RedisLink } from './redis-link';
 import { RedisBroadcaster } from './redis-broadcaster';
+import { RedisCacheStore } from './redis-cache';
 import { RedisChannelState } from './redis-state';
 
 // How long start-up waits for Redis before serving local clients anyway.
@@ -47,6 +48,11 @@ export class RedisAdapter {
     this.broadcaster = new RedisBroadcaster(fanOut, this.link, keys, this.node, apps, this.metrics, log);
   }
 
+  /** Cache channels' last events, shared by every node. */
+  cacheStore(): RedisCacheStore {
+    return new RedisCacheStore(this.link, this.keys, this.metrics, this.log);
+  }
+
   /** Rate limits held across every node on this Redis connection, falling back to `local`. */
   rateLimiter(local: LocalRateLimiter): RedisRateLimiter {
     return new RedisRateLimiter(this.link, this.keys, local, this.log);
@@ -78,7 +84,7 @@ export class RedisAdapter {
     // Redis may have restarted empty: subscribe again and rewrite this node's entries.
     this.broadcaster.relisten(this.apps);
     this.state.dirty = true;
-    void this.heartbeat?.beat();
+    void this.heartbeat?.reconnected();
   }
 
   /** Leaves the cluster (after the sockets were closed) and closes the connections. */

@@ -216,7 +216,7 @@ class ClientLink extends BaseLink {
   }
 
   async subscribe(channel: string, listener: MessageListener): Promise<void> {
-    await this.subscriber.sSubscribe(channel, listener);
+    await bounded(this.subscriber.sSubscribe(channel, listener));
   }
 
   async unsubscribe(channel: string, listener: MessageListener): Promise<void> {
@@ -242,7 +242,7 @@ class ClusterLink extends BaseLink {
   }
 
   async subscribe(channel: string, listener: MessageListener): Promise<void> {
-    await this.cluster.sSubscribe(channel, listener);
+    await bounded(this.cluster.sSubscribe(channel, listener));
   }
 
   async unsubscribe(channel: string, listener: MessageListener): Promise<void> {
@@ -329,7 +329,10 @@ class SentinelLink extends BaseLink {
   }
 }
 
-/** Rejects when `promise` has not settled within COMMAND_TIMEOUT_MS (Sentinel only; see SentinelLink). */
+/**
+ * Rejects when `promise` has not settled within COMMAND_TIMEOUT_MS: for what node-redis does not
+ * bound itself (subscriptions everywhere, every Sentinel command; see SentinelLink).
+ */
 function bounded<T>(promise: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {

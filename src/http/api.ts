@@ -1,7 +1,8 @@
 import type { AppState, Apps } from '../apps';
-import { channelKind, validApiChannelName } from '../protocol/channel-names';
+import { channelKind, isCacheChannel, validApiChannelName } from '../protocol/channel-names';
 import { HttpError } from '../protocol/errors';
 import type { Broadcaster, ChannelState, ChannelSummary } from '../adapter/adapter';
+import type { CacheStore, Cached } from '../adapter/cache-store';
 import { readBody } from './body';
 import { writeBody, writeJson } from './reply';
 import type { Refusals } from '../limits/refusals';
@@ -21,6 +22,7 @@ export interface HttpContext {
   state: ChannelState;
   limiter: RateLimiter;
   refusals: Refusals | null;
+  cache: CacheStore;
   metrics: PwsMetrics | null;
   log: Log;
 }
@@ -227,17 +229,18 @@ function checkChannelName(options: Options, name: unknown, where: string): void 
   throw new HttpError(400, `${where}: invalid channel name ${shown}`);
 }
 
-function parseInfo(info: string | undefined | null): string[] {
+function parseInfo(info: string | undefined | null, valid = ['user_count', 'subscription_count']): string[] {
   if (info === undefined || info === null || info === '') return [];
   const attrs = info.split(',').map((a) => a.trim());
   for (const attr of attrs) {
-    if (attr !== 'user_count' && attr !== 'subscription_count') throw new HttpError(400, `Unknown info attribute "${attr}" (valid: user_count, subscription_count)`);
+    if (!valid.includes(attr)) throw new HttpError(400, `Unknown info attribute "${attr}" (valid: ${valid.join(', ')})`);
   }
   return attrs;
 }
 
 // Refuses an attribute the channel cannot have before anything is published or read.
 function checkInfo(name: string, attrs: string[]): void {
+  if (attrs.includes('cache') && !isCacheChannel(name)) throw new HttpError(400, `cache is only available for cache channels, not ${name}`);
   if (attrs.includes('user_count') && channelKind(name) !== 'presence') {
     throw new HttpError(400, `user_count is only available for presence channels, not ${name}`);
   }
@@ -247,7 +250,7 @@ function infoOf(summary: ChannelSummary | null, attrs: string[]): Record<string,
   const out: Record<string, number> = {};
   for (const attr of attrs) {
     if (attr === 'user_count') out.user_count = summary?.userCount ?? 0;
-    else out.subscription_count = summary?.subscriptionCount ?? 0;
+    else if (attr === 'subscription_count') out.subscription_count = summary?.subscriptionCount ?? 0;
   }
   return out;
 }
@@ -256,11 +259,25 @@ async function channelInfo(ctx: HttpContext, app: AppState, name: string, attrs:
   return infoOf(await ctx.state.channel(app, name), attrs);
 }
 
-// All of a call's events are published in this one synchronous turn, so uWS writes each socket once.
-function publish(ctx: HttpContext, app: AppState, event: ApiEvent): void {
-  for (const channel of event.channels) ctx.broadcaster.publish(app, channel, eventFrame(event.name, channel, event.data), event.socketId);
+// Every event of a call is published in this one synchronous turn, so uWS writes each socket
+// once; then the cache channels keep their last event (in Redis, before the call is answered).
+async function publish(ctx: HttpContext, app: AppState, events: ApiEvent[]): Promise<void> {
+  const kept: Promise<void>[] = [];
+  for (const event of events) {
+    for (const channel of event.channels) {
+      const frame = eventFrame(event.name, channel, event.data);
+      ctx.broadcaster.publish(app, channel, frame, event.socketId);
+      if (isCacheChannel(channel)) {
+        const keeping = ctx.cache.set(app, channel, frame);
+        if (keeping !== undefined) kept.push(keeping);
+      }
+    }
+  }
+  await Promise.all(kept);
 }
 
+// Counts are read before publishing (which changes none): a read that fails must come before
+// any delivery, or the caller's retry would deliver twice.
 async function triggerEvent(ctx: HttpContext, call: Call): Promise<unknown> {
   const event = validateEvent(ctx.options, parseJsonObject(call.body), 'event', true);
   for (const channel of event.channels) checkInfo(channel, event.info);
@@ -268,11 +285,13 @@ async function triggerEvent(ctx: HttpContext, call: Call): Promise<unknown> {
     const refused = await admit(ctx, call.app, 'backend_events', event.channels.length);
     if (refused !== null) return refused;
   }
-  publish(ctx, call.app, event);
-  if (event.info.length === 0) return {};
-  const channels: Record<string, Record<string, number>> = keyedByName();
-  for (const channel of event.channels) channels[channel] = await channelInfo(ctx, call.app, channel, event.info);
-  return { channels };
+  let channels: Record<string, Record<string, number>> | null = null;
+  if (event.info.length > 0) {
+    channels = keyedByName();
+    for (const channel of event.channels) channels[channel] = await channelInfo(ctx, call.app, channel, event.info);
+  }
+  await publish(ctx, call.app, [event]);
+  return channels === null ? {} : { channels };
 }
 
 async function triggerBatch(ctx: HttpContext, call: Call): Promise<unknown> {
@@ -288,9 +307,9 @@ async function triggerBatch(ctx: HttpContext, call: Call): Promise<unknown> {
     const refused = await admit(ctx, call.app, 'backend_events', events.length);
     if (refused !== null) return refused;
   }
-  for (const event of events) publish(ctx, call.app, event);
-  if (events.every((e) => e.info.length === 0)) return {};
-  return { batch: await Promise.all(events.map((e) => channelInfo(ctx, call.app, e.channels[0], e.info))) };
+  const info = events.every((e) => e.info.length === 0) ? null : await Promise.all(events.map((e) => channelInfo(ctx, call.app, e.channels[0], e.info)));
+  await publish(ctx, call.app, events);
+  return info === null ? {} : { batch: info };
 }
 
 async function listChannels(ctx: HttpContext, call: Call): Promise<unknown> {
@@ -308,10 +327,17 @@ async function listChannels(ctx: HttpContext, call: Call): Promise<unknown> {
 async function showChannel(ctx: HttpContext, call: Call): Promise<unknown> {
   const name = call.params[0];
   checkChannelName(ctx.options, name, 'path');
-  const attrs = parseInfo(call.query.get('info'));
+  const attrs = parseInfo(call.query.get('info'), ['user_count', 'subscription_count', 'cache']);
   checkInfo(name, attrs);
   const summary = await ctx.state.channel(call.app, name);
-  return { occupied: summary !== null, ...infoOf(summary, attrs) };
+  const out: Record<string, unknown> = { occupied: summary !== null, ...infoOf(summary, attrs) };
+  if (attrs.includes('cache')) out.cache = cacheInfo(await ctx.cache.get(call.app, name));
+  return out;
+}
+
+// The REST API's cache attribute: the cached event's data and its seconds left, or null.
+function cacheInfo(cached: Cached | null): { data: unknown; ttl: number } | null {
+  return cached === null ? null : { data: (JSON.parse(cached.frame) as { data: unknown }).data, ttl: cached.ttlSeconds };
 }
 
 async function listUsers(ctx: HttpContext, call: Call): Promise<unknown> {

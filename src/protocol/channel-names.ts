@@ -33,3 +33,11 @@ export function isUserChannel(name: string): boolean {
 export function validApiChannelName(name: string, maxLength: number): boolean {
   return validChannelName(name, maxLength) || isUserChannel(name);
 }
+
+// Cache is orthogonal to the kind: cache-, private-cache-, private-encrypted-cache-, presence-cache-.
+const CACHE_CHANNEL = /^(?:private-encrypted-|private-|presence-)?cache-/;
+
+/** True for a cache channel, which keeps the last event triggered through the REST API for new subscribers. */
+export function isCacheChannel(name: string): boolean {
+  return CACHE_CHANNEL.test(name);
+}

@@ -95,6 +95,16 @@ export function memberRemoved(channel: string, userId: string): string {
   return JSON.stringify({ event: 'pusher_internal:member_removed', channel, data: JSON.stringify({ user_id: userId }) });
 }
 
+/** `pusher_internal:subscription_count`, which pusher-js turns into `pusher:subscription_count` and `channel.subscriptionCount`. */
+export function subscriptionCountFrame(channel: string, count: number): string {
+  return JSON.stringify({ event: 'pusher_internal:subscription_count', channel, data: { subscription_count: count } });
+}
+
+/** `pusher:cache_miss`: a new subscriber of a cache channel whose cache is empty. */
+export function cacheMissFrame(channel: string): string {
+  return JSON.stringify({ event: 'pusher:cache_miss', channel });
+}
+
 /** `pusher:signin_success` carrying the signed user data string. */
 export function signinSuccess(userData: string): string {
   return JSON.stringify({ event: 'pusher:signin_success', data: { user_data: userData } });

@@ -5,7 +5,7 @@ import { OptionsError } from '../protocol/errors';
  * the list when those features exist; until then a config asking for them is refused, so nobody
  * waits for events that never come.
  */
-export const WEBHOOK_EVENT_TYPES = ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed', 'client_event'] as const;
+export const WEBHOOK_EVENT_TYPES = ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed', 'client_event', 'subscription_count', 'cache_miss'] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 
 /** One `webhooks[]` entry of an app: where to POST, which events, with which extra headers. */

@@ -30,6 +30,16 @@ export function memberRemoved(channel: string, userId: string): WebhookEvent {
   return event('member_removed', channel, { user_id: userId });
 }
 
+/** The count announced to the channel's subscribers (apps with enableSubscriptionCount). */
+export function subscriptionCount(channel: string, count: number): WebhookEvent {
+  return event('subscription_count', channel, { subscription_count: count });
+}
+
+/** A cache channel found empty by a new subscriber (once per burst). */
+export function cacheMiss(channel: string): WebhookEvent {
+  return event('cache_miss', channel, {});
+}
+
 /**
  * `data` is a string, as Pusher sends it: pusher-js may send an object, which goes out as its
  * JSON text. `user_id` only on presence channels.

@@ -8,7 +8,7 @@ import { HOLD_BACK_MS, HoldBack } from './hold-back';
 import { WebhookSender } from './sender';
 import { DELIVERY, WebhookStream, type StreamContext } from './stream';
 import { wants, type WebhookConfig, type WebhookEventType } from './webhook-config';
-import { channelOccupied, channelVacated, clientEvent, memberAdded, memberRemoved, type WebhookEvent } from './webhook-events';
+import { cacheMiss, channelOccupied, channelVacated, clientEvent, memberAdded, memberRemoved, subscriptionCount, type WebhookEvent } from './webhook-events';
 import { WebhookMetrics } from './webhook-metrics';
 
 /** At shutdown, the time every stream has for its last attempt (so exit stays near the grace period). */
@@ -81,9 +81,14 @@ export class Webhooks implements ChannelEvents {
     this.apps.get(app)?.left('member_removed', channel, userId);
   }
 
-  // No subscription_count webhook before issue #12 (it would also be the first event worth
-  // coalescing per channel rather than queueing one by one).
-  subscriptionCount(): void {}
+  // Already throttled like the frames (SubscriptionCounts), so a large channel cannot flood the queue.
+  subscriptionCount(app: AppState, channel: string, count: number): void {
+    this.apps.get(app)?.emit('subscription_count', channel, (c) => subscriptionCount(c, count));
+  }
+
+  cacheMiss(app: AppState, channel: string): void {
+    this.apps.get(app)?.emit('cache_miss', channel, cacheMiss);
+  }
 
   clientEvent(app: AppState, channel: string, event: string, data: unknown, socketId: string, userId: string | undefined): void {
     this.apps.get(app)?.emit('client_event', channel, () => clientEvent(channel, event, data, socketId, userId));
