@@ -19,6 +19,7 @@ import { PushgatewayDriver } from './metrics/pushgateway';
 import { PwsMetrics } from './metrics/pws-metrics';
 import type { Options } from './options';
 import { Users } from './channels/users';
+import { Watchlist } from './channels/watchlist';
 import { uws, type TemplatedApp, type us_listen_socket } from './uws';
 import { wsBehavior } from './ws/behavior';
 import { Webhooks } from './webhooks/webhooks';
@@ -36,6 +37,7 @@ export class Server {
   private readonly fanOut: FanOut;
   private readonly cluster: RedisAdapter | null;
   private readonly webhooks: Webhooks | null;
+  private readonly watchlist: Watchlist;
   private activity: ActivityMonitor | null = null;
   private memory: MemoryWatch | null = null;
   private listenSockets: us_listen_socket[] = [];
@@ -68,7 +70,8 @@ export class Server {
     const localLimiter = new LocalRateLimiter(this.apps);
     const limiter: RateLimiter = options.rateLimiterDriver === 'redis' ? this.cluster!.rateLimiter(localLimiter) : localLimiter;
     this.webhooks?.checkHeldAgainst(state);
-    const users = new Users(this.fanOut, broadcaster);
+    this.watchlist = new Watchlist(this.apps, this.fanOut, broadcaster, state, this.metrics, this.log);
+    const users = new Users(this.fanOut, broadcaster, this.watchlist);
     const channels = new Channels({ options, fanOut: this.fanOut, broadcaster, state, events, log: this.log });
 
     this.app.ws('/app/:key', wsBehavior({

@@ -5,7 +5,7 @@ import { HttpError } from '../protocol/errors';
 import type { ClusterMetrics } from './cluster-metrics';
 import type { Keys } from './keys';
 import type { RedisLink } from './redis-link';
-import { CHANNEL, CHANNELS, CONNECTIONS, JOIN, LEAVE, MEMBERS, REAP, RESTORE } from './scripts';
+import { CHANNEL, CHANNELS, CONNECTIONS, JOIN, LEAVE, MEMBERS, OFFLINE, ONLINE, REAP, RESTORE } from './scripts';
 
 // Records per RESTORE call, so rewriting a large node never blocks Redis for long.
 const RESTORE_BATCH = 500;
@@ -86,6 +86,36 @@ export class RedisChannelState implements ChannelState {
 
   connections(app: AppState): number {
     return app.sockets.size + (this.elsewhere.get(app) ?? 0);
+  }
+
+  async signedIn(app: AppState, userId: string): Promise<boolean> {
+    return this.userEdge(ONLINE, app, userId, this.local.signedIn());
+  }
+
+  async signedOut(app: AppState, userId: string): Promise<boolean> {
+    return this.userEdge(OFFLINE, app, userId, this.local.signedOut());
+  }
+
+  async online(app: AppState, userIds: string[]): Promise<Set<string>> {
+    const key = this.keys.online(app);
+    try {
+      const reply = (await this.link.command(key, ['HMGET', key, ...userIds])) as unknown[];
+      return new Set(userIds.filter((_, i) => reply[i] !== null));
+    } catch {
+      this.metrics?.redisErrors.add(0, 1);
+      // A sign-in does not fail for it: the watchlist's state is this node's own users then.
+      return this.local.online(app, userIds);
+    }
+  }
+
+  // Like a join: when Redis does not answer, the node decides alone and rewrites its entries later.
+  private async userEdge(script: typeof ONLINE, app: AppState, userId: string, alone: boolean): Promise<boolean> {
+    try {
+      return ((await this.link.eval(script, [this.keys.online(app), this.keys.owned(app, this.node)], [userId])) as unknown[]).length === 1;
+    } catch {
+      this.failed();
+      return alone;
+    }
   }
 
   /** Publishes this node's connection counts and learns the other nodes' (once per heartbeat). */

@@ -112,6 +112,38 @@ return out
 `);
 
 /**
+ * KEYS online, owned. ARGV user ids signed in on this node (each its first socket here).
+ * Returns the users that had no signed-in socket on any node before (came online); a user this
+ * node already recorded changes nothing.
+ */
+export const ONLINE = script(`
+local out = {}
+for i = 1, #ARGV do
+  local user = ARGV[i]
+  if redis.call('HSETNX', KEYS[2], 'u\\n' .. user, 1) == 1 and redis.call('HINCRBY', KEYS[1], user, 1) == 1 then
+    out[#out + 1] = user
+  end
+end
+return out
+`);
+
+/**
+ * KEYS online, owned. ARGV user ids no longer signed in on this node. Only what this node
+ * recorded is taken out. Returns the users now signed in on no node (gone offline).
+ */
+export const OFFLINE = script(`
+local out = {}
+for i = 1, #ARGV do
+  local user = ARGV[i]
+  if redis.call('HDEL', KEYS[2], 'u\\n' .. user) == 1 and redis.call('HINCRBY', KEYS[1], user, -1) <= 0 then
+    redis.call('HDEL', KEYS[1], user)
+    out[#out + 1] = user
+  end
+end
+return out
+`);
+
+/**
  * KEYS subs, owned. ARGV app key prefix, then records `s channel count` and `m channel user info`.
  * Adds a node's entries back (after a Redis restart or a reap of a node that was only slow).
  */
