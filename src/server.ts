@@ -120,7 +120,7 @@ export class Server {
       this.listenSockets = [];
       throw err;
     }
-    await this.cluster?.start();
+    await this.cluster?.start(this.watchlist);
     this.activity = new ActivityMonitor(this.apps, this.options, this.fanOut);
     this.memory = new MemoryWatch(this.options.acceptTrafficMemoryThreshold);
     this.pushgateway?.start();
