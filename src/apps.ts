@@ -18,6 +18,14 @@ export interface Channel {
   listening: Promise<void> | null;
 }
 
+/** A user watched from this node (apps with watchlist events only). */
+export interface Watched {
+  /** This node's sockets whose watchlist holds the user. */
+  watchers: number;
+  /** Until the cluster confirms this node receives the user's changes: watchers wait for it before their initial state. */
+  listening: Promise<void> | null;
+}
+
 /** One app's configuration and live state on this node. */
 export class AppState {
   /** uWS topics are namespaced by this prefix so two apps' channels of one name never meet (see FanOut). */
@@ -32,6 +40,10 @@ export class AppState {
   readonly awaitingSignin: Map<Socket, number> | null;
   /** Apps with a client-event rate only: each socket's token bucket, by slot. */
   readonly clientEventBuckets: SocketBuckets | null;
+  /** Apps with watchlist events only: each signed-in socket's watched user ids (sockets that watch nobody are left out). */
+  readonly watchlists: Map<Socket, string[]> | null;
+  /** Apps with watchlist events only: user id → its watchers on this node. */
+  readonly watched: Map<string, Watched> | null;
 
   constructor(
     readonly config: AppConfig,
@@ -40,6 +52,8 @@ export class AppState {
     this.topicPrefix = `${index}|`;
     this.awaitingSignin = config.userAuthentication ? new Map() : null;
     this.clientEventBuckets = config.maxClientEventsPerSecond >= 0 ? new SocketBuckets(config.maxClientEventsPerSecond) : null;
+    this.watchlists = config.enableWatchlistEvents ? new Map() : null;
+    this.watched = config.enableWatchlistEvents ? new Map() : null;
   }
 }
 

@@ -25,6 +25,8 @@ export interface AppConfig {
   enableSubscriptionCount: boolean;
   /** Where to POST this app's webhooks (docs/webhooks.md); empty for none. */
   webhooks: WebhookConfig[];
+  /** Signed-in users get the online status of their `user_data.watchlist` (docs/pusher-features.md). */
+  enableWatchlistEvents: boolean;
 }
 
 /** Everything the server reads from its environment and config file, typed and validated. */
@@ -126,6 +128,7 @@ export const OPTION_SPECS: readonly Spec[] = [
   { env: 'DEFAULT_APP_USER_AUTHENTICATION', key: 'app.userAuthentication', kind: 'bool', default: 'false', help: 'Require pusher:signin within USER_AUTHENTICATION_TIMEOUT.' },
   { env: 'DEFAULT_APP_WEBHOOKS', key: 'app.webhooks', kind: 'webhooks', default: '[]', help: 'Webhooks of the default app, a JSON array of {"url", "event_types", "headers", "filter"} (docs/webhooks.md).' },
   { env: 'DEFAULT_APP_ENABLE_SUBSCRIPTION_COUNT', key: 'app.enableSubscriptionCount', kind: 'bool', default: 'false', help: 'Send subscribers of non-presence channels the live subscription count (pusher:subscription_count in pusher-js) and the subscription_count webhook.' },
+  { env: 'DEFAULT_APP_ENABLE_WATCHLIST_EVENTS', key: 'app.enableWatchlistEvents', kind: 'bool', default: 'false', help: 'Send signed-in users the online status of the users in their user_data.watchlist, and every change of it (docs/pusher-features.md).' },
   { env: 'ACTIVITY_TIMEOUT', key: 'activityTimeout', kind: 'int', default: '120', min: 1, help: 'Seconds of silence after which the server pings a socket (sent to clients as activity_timeout).' },
   { env: 'PONG_TIMEOUT', key: 'pongTimeoutMs', kind: 'int', default: '30000', min: 1, help: 'Milliseconds a pinged socket has to answer before it is closed with 4201.' },
   { env: 'USER_AUTHENTICATION_TIMEOUT', key: 'userAuthenticationTimeoutMs', kind: 'int', default: '30000', min: 1, help: 'Milliseconds a socket of an app with user authentication has to sign in.' },
@@ -184,6 +187,7 @@ const APP_FIELDS: Record<keyof AppConfig, Kind> = {
   userAuthentication: 'bool',
   enableSubscriptionCount: 'bool',
   webhooks: 'webhooks',
+  enableWatchlistEvents: 'bool',
 };
 
 // An empty secret lets anyone sign requests; an empty id or key can never be addressed.

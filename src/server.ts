@@ -22,6 +22,7 @@ import { PushgatewayDriver } from './metrics/pushgateway';
 import { PwsMetrics } from './metrics/pws-metrics';
 import type { Options } from './options';
 import { Users } from './channels/users';
+import { Watchlist } from './channels/watchlist';
 import { uws, type TemplatedApp, type us_listen_socket } from './uws';
 import { wsBehavior } from './ws/behavior';
 import { Webhooks } from './webhooks/webhooks';
@@ -40,6 +41,7 @@ export class Server {
   private readonly cluster: RedisAdapter | null;
   private readonly counts: SubscriptionCounts | null;
   private readonly webhooks: Webhooks | null;
+  private readonly watchlist: Watchlist;
   private activity: ActivityMonitor | null = null;
   private memory: MemoryWatch | null = null;
   private listenSockets: us_listen_socket[] = [];
@@ -72,7 +74,8 @@ export class Server {
     const localLimiter = new LocalRateLimiter(this.apps);
     const limiter: RateLimiter = options.rateLimiterDriver === 'redis' ? this.cluster!.rateLimiter(localLimiter) : localLimiter;
     this.webhooks?.checkHeldAgainst(state);
-    const users = new Users(this.fanOut, broadcaster);
+    this.watchlist = new Watchlist(this.apps, this.fanOut, broadcaster, state, this.metrics, this.log);
+    const users = new Users(this.fanOut, broadcaster, this.watchlist);
     const cache: CacheStore = this.cluster?.cacheStore() ?? new LocalCacheStore();
     const extras = this.metrics === null ? null : new ExtrasMetrics(this.metrics, this.apps);
     this.counts = options.apps.some((a) => a.enableSubscriptionCount)
@@ -126,7 +129,7 @@ export class Server {
       this.listenSockets = [];
       throw err;
     }
-    await this.cluster?.start();
+    await this.cluster?.start(this.watchlist);
     this.activity = new ActivityMonitor(this.apps, this.options, this.fanOut);
     this.memory = new MemoryWatch(this.options.acceptTrafficMemoryThreshold);
     this.pushgateway?.start();

@@ -79,7 +79,7 @@ describe('environment variables', () => {
       assert.deepEqual(valueOf(options, spec), expected, spec.env);
     }
     assert.deepEqual(options.apps, [
-      { id: 'app-id', key: 'app-key', secret: 'app-secret', maxConnections: -1, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: false, enabled: true, userAuthentication: false, enableSubscriptionCount: false, webhooks: [] },
+      { id: 'app-id', key: 'app-key', secret: 'app-secret', maxConnections: -1, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: false, enabled: true, userAuthentication: false, enableSubscriptionCount: false, webhooks: [], enableWatchlistEvents: false },
     ]);
   });
 
@@ -251,9 +251,10 @@ describe('environment variables', () => {
       DEFAULT_APP_ENABLED: '0',
       DEFAULT_APP_USER_AUTHENTICATION: 'true',
       DEFAULT_APP_WEBHOOKS: '[{"url": "http://h/w", "event_types": ["client_event"]}]',
+      DEFAULT_APP_ENABLE_WATCHLIST_EVENTS: 'true',
     });
     const webhooks = [{ url: 'http://h/w', eventTypes: ['client_event'], headers: {}, channelNameStartsWith: '', channelNameEndsWith: '' }];
-    assert.deepEqual(options.apps, [{ id: 'my-id', key: 'my-key', secret: 'my-secret', maxConnections: 10, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: true, enabled: false, userAuthentication: true, enableSubscriptionCount: false, webhooks }]);
+    assert.deepEqual(options.apps, [{ id: 'my-id', key: 'my-key', secret: 'my-secret', maxConnections: 10, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: true, enabled: false, userAuthentication: true, enableSubscriptionCount: false, webhooks, enableWatchlistEvents: true }]);
   });
 });
 
@@ -276,13 +277,13 @@ describe('config file', () => {
       DEFAULT_APP_ENABLE_CLIENT_MESSAGES: true,
       apps: [
         { id: 'a', key: 'key-a', secret: 'secret-a' },
-        { id: 'b', key: 'key-b', secret: 'secret-b', maxConnections: 5, enableClientMessages: false, enabled: false, userAuthentication: true },
+        { id: 'b', key: 'key-b', secret: 'secret-b', maxConnections: 5, enableClientMessages: false, enabled: false, userAuthentication: true, enableWatchlistEvents: true },
       ],
     });
     const o = loadOptions({ DEFAULT_APP_MAX_CONNS: '100' }, path);
     assert.deepEqual(o.apps, [
-      { id: 'a', key: 'key-a', secret: 'secret-a', maxConnections: 100, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: true, enabled: true, userAuthentication: false, enableSubscriptionCount: false, webhooks: [] },
-      { id: 'b', key: 'key-b', secret: 'secret-b', maxConnections: 5, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: false, enabled: false, userAuthentication: true, enableSubscriptionCount: false, webhooks: [] },
+      { id: 'a', key: 'key-a', secret: 'secret-a', maxConnections: 100, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: true, enabled: true, userAuthentication: false, enableSubscriptionCount: false, webhooks: [], enableWatchlistEvents: false },
+      { id: 'b', key: 'key-b', secret: 'secret-b', maxConnections: 5, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: false, enabled: false, userAuthentication: true, enableSubscriptionCount: false, webhooks: [], enableWatchlistEvents: true },
     ]);
   });
 
@@ -324,7 +325,7 @@ describe('config file', () => {
     ['an app with an empty secret', { apps: [{ id: 'a', key: 'k', secret: ' ' }] }, (p) => `apps[0] in ${p}: "secret" must not be empty`],
     ['an app with an empty id', { apps: [{ id: '', key: 'k', secret: 's' }] }, (p) => `apps[0] in ${p}: "id" must not be empty`],
     ['an app with a numeric id', { apps: [{ id: 1, key: 'k', secret: 's' }] }, (p) => `apps[0] in ${p} field "id": expected a string, got 1`],
-    ['an app with an unknown field', { apps: [{ id: 'a', key: 'k', secret: 's', max_connections: 1 }] }, (p) => `apps[0] in ${p}: unknown field "max_connections" (valid: id, key, secret, maxConnections, maxBackendEventsPerSecond, maxClientEventsPerSecond, maxReadRequestsPerSecond, enableClientMessages, enabled, userAuthentication, enableSubscriptionCount, webhooks)`],
+    ['an app with an unknown field', { apps: [{ id: 'a', key: 'k', secret: 's', max_connections: 1 }] }, (p) => `apps[0] in ${p}: unknown field "max_connections" (valid: id, key, secret, maxConnections, maxBackendEventsPerSecond, maxClientEventsPerSecond, maxReadRequestsPerSecond, enableClientMessages, enabled, userAuthentication, enableSubscriptionCount, webhooks, enableWatchlistEvents)`],
     ['an app with a bad maxConnections', { apps: [{ id: 'a', key: 'k', secret: 's', maxConnections: -2 }] }, (p) => `apps[0] in ${p} field "maxConnections": must be at least -1, got -2`],
     ['an app with a bad boolean', { apps: [{ id: 'a', key: 'k', secret: 's', enabled: 'yes' }] }, (p) => `apps[0] in ${p} field "enabled": expected true, false, 1 or 0, got "yes"`],
     [
@@ -347,7 +348,7 @@ describe('config file', () => {
       const top = configFile(`{"PORT": 7001, ${JSON.stringify(name)}: 1}`);
       refuses({}, `--config ${top}: unknown option "${name}" (see pws-server start --help)`, top);
       const app = configFile(`{"apps": [{"id": "a", "key": "k", "secret": "s", ${JSON.stringify(name)}: 1}]}`);
-      refuses({}, `apps[0] in ${app}: unknown field "${name}" (valid: id, key, secret, maxConnections, maxBackendEventsPerSecond, maxClientEventsPerSecond, maxReadRequestsPerSecond, enableClientMessages, enabled, userAuthentication, enableSubscriptionCount, webhooks)`, app);
+      refuses({}, `apps[0] in ${app}: unknown field "${name}" (valid: id, key, secret, maxConnections, maxBackendEventsPerSecond, maxClientEventsPerSecond, maxReadRequestsPerSecond, enableClientMessages, enabled, userAuthentication, enableSubscriptionCount, webhooks, enableWatchlistEvents)`, app);
     }
   });
 

@@ -76,4 +76,13 @@ export interface ChannelState {
   channels(app: AppState, prefix: string, userCounts: boolean): Map<string, ChannelSummary> | Promise<Map<string, ChannelSummary>>;
   /** The app's open connections across the cluster, for the connection quota (read at every upgrade). */
   connections(app: AppState): number;
+  /**
+   * Apps with watchlist events only. The user's first socket on this node signed in; true when the
+   * user had no signed-in socket anywhere before (came online).
+   */
+  signedIn(app: AppState, userId: string): boolean | Promise<boolean>;
+  /** The user's last signed-in socket on this node is gone; true when the user has none anywhere now (went offline). */
+  signedOut(app: AppState, userId: string): boolean | Promise<boolean>;
+  /** Which of `userIds` are signed in on some node (a watchlist's initial state). */
+  online(app: AppState, userIds: string[]): Set<string> | Promise<Set<string>>;
 }

@@ -46,4 +46,17 @@ export class LocalChannelState implements ChannelState {
   connections(app: AppState): number {
     return app.sockets.size;
   }
+
+  // This node's first and last socket of a user are the cluster's.
+  signedIn(): boolean {
+    return true;
+  }
+
+  signedOut(): boolean {
+    return true;
+  }
+
+  online(app: AppState, userIds: string[]): Set<string> {
+    return new Set(userIds.filter((id) => app.users.has(id)));
+  }
 }

@@ -6,12 +6,17 @@ import { ErrorCode, PusherError } from '../protocol/errors';
 import { requireString, signinSuccess } from '../protocol/frames';
 import { socketAuthValid } from '../protocol/signatures';
 import { socketId, type Socket } from '../ws/socket';
+import type { Watchlist } from './watchlist';
 
-/** User sign-in (`pusher:signin`) and per-user delivery on the user's `#server-to-user-<id>` channel. */
+/**
+ * User sign-in (`pusher:signin`) and per-user delivery on the user's `#server-to-user-<id>` channel;
+ * for apps with watchlist events, the user's online status and its watchlist (see Watchlist).
+ */
 export class Users {
   constructor(
     private readonly fanOut: FanOut,
     private readonly broadcaster: Broadcaster,
+    private readonly watchlist: Watchlist,
   ) {}
 
   /** Handles `pusher:signin`: verifies `HMAC(secret, "socket_id::user::user_data")` and binds the user. */
@@ -23,12 +28,13 @@ export class Users {
     if (!socketAuthValid(app.config.key, app.config.secret, auth, `${socketId(ws)}::user::${userData}`)) {
       throw new PusherError(ErrorCode.unauthorized, 'Invalid signature for pusher:signin', true);
     }
-    let id: unknown;
+    let user: { id?: unknown; watchlist?: unknown } | null;
     try {
-      id = JSON.parse(userData)?.id;
+      user = JSON.parse(userData);
     } catch {
       throw new PusherError(ErrorCode.unauthorized, 'pusher:signin user_data must be a JSON object', true);
     }
+    const id = user?.id;
     if (typeof id !== 'string' || id === '') throw new PusherError(ErrorCode.unauthorized, 'pusher:signin user_data must have a non-empty string id', true);
 
     if (socket.userId !== null) this.forget(ws);
@@ -38,14 +44,16 @@ export class Users {
     if (sockets === undefined) {
       app.users.set(id, (sockets = new Set()));
       listening = this.broadcaster.listen(app, userChannel(id));
+      if (app.watched !== null) this.watchlist.cameOnline(app, id);
     }
     sockets.add(ws);
     app.awaitingSignin?.delete(ws);
     this.fanOut.join(ws, app, userChannel(id));
     // Confirmed once events sent to the user from any node reach this one.
-    return settle(listening, () => {
+    const confirmed = settle(listening, () => {
       if (socket.ended === null) this.fanOut.send(ws, signinSuccess(userData));
     });
+    return app.watchlists === null ? confirmed : this.watchlist.watch(ws, user!.watchlist, confirmed);
   }
 
   /** Drops a socket from its user's set (on close or re-sign-in). */
@@ -53,12 +61,14 @@ export class Users {
     const socket = ws.getUserData();
     if (socket.userId === null) return;
     const app = socket.app;
+    if (app.watchlists !== null) this.watchlist.unwatch(ws);
     const sockets = app.users.get(socket.userId);
     if (sockets !== undefined) {
       sockets.delete(ws);
       if (sockets.size === 0) {
         app.users.delete(socket.userId);
         this.broadcaster.unlisten(app, userChannel(socket.userId));
+        if (app.watched !== null) this.watchlist.wentOffline(app, socket.userId);
       }
     }
     if (socket.ended === null) this.fanOut.leave(ws, app, userChannel(socket.userId));

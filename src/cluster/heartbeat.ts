@@ -1,6 +1,7 @@
 import type { Apps } from '../apps';
 import type { Broadcaster } from '../adapter/adapter';
 import type { ChannelEvents } from '../channels/events';
+import type { Watchlist } from '../channels/watchlist';
 import type { Log } from '../log';
 import { memberRemoved } from '../protocol/frames';
 import type { ClusterMetrics } from './cluster-metrics';
@@ -17,6 +18,8 @@ export interface HeartbeatContext {
   state: RedisChannelState;
   broadcaster: Broadcaster;
   events: ChannelEvents | null;
+  /** Announces the users a reap takes offline, or a rewrite finds changed. */
+  watchlist: Watchlist;
   metrics: ClusterMetrics | null;
   log: Log;
   /** Milliseconds after the last heartbeat at which a node counts as dead. */
@@ -27,7 +30,8 @@ export interface HeartbeatContext {
  * Every quarter of the node timeout: refreshes this node's TTL key, publishes its connection
  * counts and learns the others', and looks for nodes whose key expired. One survivor (the
  * holder of a Redis lock) takes a dead node's sockets out of the shared state, and the reap
- * script returns each edge once, so member_removed and channel_vacated go out exactly once.
+ * script returns each edge once, so member_removed, channel_vacated and a watchlist's offline go
+ * out exactly once.
  */
 export class Heartbeat {
   private readonly timer: NodeJS.Timeout;
@@ -63,7 +67,7 @@ export class Heartbeat {
       await link.command(keys.nodes(), ['SADD', keys.nodes(), node]);
       // Our key had expired: a survivor may have reaped us while we were only slow.
       if (this.beats++ > 0 && previous === null) state.dirty = true;
-      if (state.dirty) await state.rewrite(apps);
+      if (state.dirty) await state.rewrite(apps, (app, userId, online) => this.ctx.watchlist.announce(app, userId, online));
       await state.syncConnections(apps);
       await this.scanNodes(performance.now() >= this.reapNotBefore);
     } catch (err) {
@@ -104,6 +108,7 @@ export class Heartbeat {
         events?.memberRemoved(app, channel, userId);
       }
       for (const channel of reaped.vacated) events?.vacated(app, channel);
+      for (const userId of reaped.offline) this.ctx.watchlist.announce(app, userId, false);
       members += reaped.removed.length;
     }
     return members;

@@ -7,7 +7,9 @@ import type { AppState } from '../apps';
  *
  * Per app:  subs (channel → subscriptions), members:<channel> (user → nodes holding it),
  *           info:<channel> (user → user_info), conns (node → connections),
- *           node:<node> (what that node added: `s\n<channel>` → subscriptions, `m\n<channel>\n<user>` → 1),
+ *           node:<node> (what that node added: `s\n<channel>` → subscriptions, `m\n<channel>\n<user>` → 1,
+ *           `u\n<user>` → 1 for a user signed in there, apps with watchlist events only),
+ *           online (user → nodes where it is signed in; apps with watchlist events only),
  *           limit:<limit> (a rate limit's token bucket), cache:<channel> (a cache channel's last event,
  *           with its TTL), cachemiss:<channel> (set during a miss burst)
  * Global:   node:<node> (heartbeat, expires), nodes (set of node ids), reap:<node> (the reaper's lock)
@@ -34,6 +36,11 @@ export class Keys {
 
   conns(app: AppState): string {
     return `${this.app(app)}conns`;
+  }
+
+  /** Signed-in users (apps with watchlist events): user id → nodes where it has a socket. */
+  online(app: AppState): string {
+    return `${this.app(app)}online`;
   }
 
   /** What a node added to an app's state, so that it can be taken out again when the node dies. */

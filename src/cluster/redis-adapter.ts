@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import type { Apps } from '../apps';
 import type { FanOut } from '../adapter/fan-out';
 import type { ChannelEvents } from '../channels/events';
+import type { Watchlist } from '../channels/watchlist';
 import type { Log } from '../log';
 import type { PwsMetrics } from '../metrics/pws-metrics';
 import type { Options } from '../options';
@@ -58,8 +59,11 @@ export class RedisAdapter {
     return new RedisRateLimiter(this.link, this.keys, local, this.log);
   }
 
-  /** Waits briefly for Redis, then beats once (which also clears what a previous run left under this node). */
-  async start(): Promise<void> {
+  /**
+   * Waits briefly for Redis, then beats once (which also clears what a previous run left under this
+   * node). The heartbeat announces through `watchlist` the users a reap or a rewrite takes offline or brings back.
+   */
+  async start(watchlist: Watchlist): Promise<void> {
     if (!(await this.link.connected(CONNECT_WAIT_MS))) {
       this.log.warn(`redis: not reachable after ${CONNECT_WAIT_MS} ms; serving local clients and retrying`);
     }
@@ -71,6 +75,7 @@ export class RedisAdapter {
       state: this.state,
       broadcaster: this.broadcaster,
       events: this.events,
+      watchlist,
       metrics: this.metrics,
       log: this.log,
       nodeTimeoutMs: this.options.adapterNodeTimeoutMs,

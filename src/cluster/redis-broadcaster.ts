@@ -2,7 +2,7 @@ import type { AppState, Apps } from '../apps';
 import type { Broadcaster } from '../adapter/adapter';
 import type { FanOut } from '../adapter/fan-out';
 import type { Log } from '../log';
-import { userChannel } from '../protocol/channel-names';
+import { userChannel, watchlistChannel } from '../protocol/channel-names';
 import type { ClusterMetrics } from './cluster-metrics';
 import type { Keys } from './keys';
 import type { MessageListener, RedisLink } from './redis-link';
@@ -56,6 +56,7 @@ export class RedisBroadcaster implements Broadcaster {
     for (const app of apps.all()) {
       for (const channel of app.channels.keys()) void this.listen(app, channel);
       for (const userId of app.users.keys()) void this.listen(app, userChannel(userId));
+      for (const userId of app.watched?.keys() ?? []) void this.listen(app, watchlistChannel(userId));
     }
   }
 

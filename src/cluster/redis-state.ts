@@ -5,7 +5,7 @@ import { HttpError } from '../protocol/errors';
 import type { ClusterMetrics } from './cluster-metrics';
 import type { Keys } from './keys';
 import type { RedisLink } from './redis-link';
-import { CHANNEL, CHANNELS, CONNECTIONS, JOIN, LEAVE, MEMBERS, REAP, RESTORE } from './scripts';
+import { CHANNEL, CHANNELS, CONNECTIONS, JOIN, LEAVE, MEMBERS, OFFLINE, ONLINE, REAP, RESTORE } from './scripts';
 
 // Records per RESTORE call, so rewriting a large node never blocks Redis for long.
 const RESTORE_BATCH = 500;
@@ -14,7 +14,12 @@ const RESTORE_BATCH = 500;
 export interface Reaped {
   removed: { channel: string; userId: string }[];
   vacated: string[];
+  /** Users (apps with watchlist events) signed in on no node any more. */
+  offline: string[];
 }
+
+/** Told of a user that came online or went offline (apps with watchlist events). */
+export type UserChange = (app: AppState, userId: string, online: boolean) => void;
 
 /**
  * Channel occupancy and presence on Redis: each join and leave is one script that decides the
@@ -88,6 +93,36 @@ export class RedisChannelState implements ChannelState {
     return app.sockets.size + (this.elsewhere.get(app) ?? 0);
   }
 
+  async signedIn(app: AppState, userId: string): Promise<boolean> {
+    return this.userEdge(ONLINE, app, userId, this.local.signedIn());
+  }
+
+  async signedOut(app: AppState, userId: string): Promise<boolean> {
+    return this.userEdge(OFFLINE, app, userId, this.local.signedOut());
+  }
+
+  async online(app: AppState, userIds: string[]): Promise<Set<string>> {
+    const key = this.keys.online(app);
+    try {
+      const reply = (await this.link.command(key, ['HMGET', key, ...userIds])) as unknown[];
+      return new Set(userIds.filter((_, i) => reply[i] !== null));
+    } catch {
+      this.metrics?.redisErrors.add(0, 1);
+      // A sign-in does not fail for it: the watchlist's state is this node's own users then.
+      return this.local.online(app, userIds);
+    }
+  }
+
+  // Like a join: when Redis does not answer, the node decides alone and rewrites its entries later.
+  private async userEdge(script: typeof ONLINE, app: AppState, userId: string, alone: boolean): Promise<boolean> {
+    try {
+      return ((await this.link.eval(script, [this.keys.online(app), this.keys.owned(app, this.node)], [userId])) as unknown[]).length === 1;
+    } catch {
+      this.failed();
+      return alone;
+    }
+  }
+
   /** Publishes this node's connection counts and learns the other nodes' (once per heartbeat). */
   async syncConnections(apps: Apps): Promise<void> {
     await Promise.all(
@@ -99,24 +134,33 @@ export class RedisChannelState implements ChannelState {
     );
   }
 
-  /** Takes everything `node` added out of the shared state; returns the edges that caused. */
-  async reap(app: AppState, node: string): Promise<Reaped> {
-    const reply = (await this.link.eval(REAP, [this.keys.subs(app), this.keys.owned(app, node), this.keys.conns(app)], [this.keys.app(app), node])) as string[];
+  /**
+   * Takes everything `node` added out of the shared state; returns the edges that caused. Its
+   * signed-in users stay when `users` is false (this node's rewrite reconciles them instead).
+   */
+  async reap(app: AppState, node: string, users = true): Promise<Reaped> {
+    const keys = [this.keys.subs(app), this.keys.owned(app, node), this.keys.conns(app)];
+    const reply = (await this.link.eval(REAP, keys, [this.keys.app(app), node, users ? '1' : '0'])) as string[];
     const pairs = Number(reply[0]);
     const removed: Reaped['removed'] = [];
     for (let i = 1; i < 1 + pairs; i += 2) removed.push({ channel: reply[i], userId: reply[i + 1] });
-    return { removed, vacated: reply.slice(1 + pairs) };
+    const vacatedAt = 2 + pairs;
+    const offlineAt = vacatedAt + Number(reply[1 + pairs]);
+    return { removed, vacated: reply.slice(vacatedAt, offlineAt), offline: reply.slice(offlineAt) };
   }
 
   /**
    * Replaces this node's entries with what it really holds (after Redis lost them, or the node
-   * was reaped while it was only slow). Edges are not replayed: the clients saw none.
+   * was reaped while it was only slow). Channel edges are not replayed: the clients saw none.
+   * Signed-in users are reconciled instead, and each online status change that caused goes to
+   * `changed` as soon as Redis made it: a user a reap took offline is back online, a user whose
+   * last sign-out Redis missed is offline now.
    */
-  async rewrite(apps: Apps): Promise<void> {
+  async rewrite(apps: Apps, changed: UserChange): Promise<void> {
     this.dirty = false;
     try {
       for (const app of apps.all()) {
-        await this.reap(app, this.node);
+        await this.reap(app, this.node, false);
         const records: string[] = [];
         for (const [name, channel] of app.channels) {
           records.push('s', name, String(channel.subscriptions));
@@ -130,10 +174,26 @@ export class RedisChannelState implements ChannelState {
           await this.link.eval(RESTORE, keys, [this.keys.app(app), ...records.slice(i, end)]);
           i = end;
         }
+        if (app.watched !== null) await this.reconcileUsers(app, changed);
       }
     } catch (err) {
       this.failed();
       throw err;
+    }
+  }
+
+  // Makes Redis record exactly this node's signed-in users. Each list is taken from app.users
+  // just before its script is sent, and commands run in order, so a sign-in or sign-out racing
+  // with this (whose own script goes on the same connection) is never undone.
+  private async reconcileUsers(app: AppState, changed: UserChange): Promise<void> {
+    const keys = [this.keys.online(app), this.keys.owned(app, this.node)];
+    const fields = (await this.link.command(keys[1], ['HKEYS', keys[1]])) as string[];
+    const gone = fields.filter((f) => f.startsWith('u\n') && !app.users.has(f.slice(2))).map((f) => f.slice(2));
+    if (gone.length > 0) for (const userId of (await this.link.eval(OFFLINE, keys, gone)) as string[]) changed(app, userId, false);
+    const users = [...app.users.keys()];
+    for (let i = 0; i < users.length; i += RESTORE_BATCH) {
+      const batch = users.slice(i, i + RESTORE_BATCH).filter((userId) => app.users.has(userId));
+      if (batch.length > 0) for (const userId of (await this.link.eval(ONLINE, keys, batch)) as string[]) changed(app, userId, true);
     }
   }
 

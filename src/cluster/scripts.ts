@@ -76,22 +76,25 @@ return {vacated, removed, count}
 `);
 
 /**
- * KEYS subs, owned, conns. ARGV app key prefix, node id. Takes everything a node added out of
- * the app's state (a dead node, or this one before it rewrites its entries).
- * Returns {n, channel, user … (n/2 members removed), vacated channel …}.
+ * KEYS subs, owned, conns. ARGV app key prefix, node id, users (1/0). Takes everything a node added
+ * out of the app's state (a dead node, or this one before it rewrites its entries). With users 0
+ * its signed-in users (`u` entries) stay: a rewrite reconciles them with ONLINE and OFFLINE, so
+ * no other node sees them go offline and come back in between.
+ * Returns {n, channel, user … (n/2 members removed), v, vacated channel … (v), user … (gone offline)}.
  */
 export const REAP = script(`
 local fields = redis.call('HGETALL', KEYS[2])
-local removed, vacated = {}, {}
+local removed, vacated, offline = {}, {}, {}
+local users = ARGV[3] == '1'
 for i = 1, #fields, 2 do
   local f, n = fields[i], tonumber(fields[i + 1])
-  local rest = string.sub(f, 3)
-  if string.sub(f, 1, 1) == 's' then
+  local kind, rest = string.sub(f, 1, 1), string.sub(f, 3)
+  if kind == 's' then
     if redis.call('HINCRBY', KEYS[1], rest, -n) <= 0 then
       redis.call('HDEL', KEYS[1], rest)
       vacated[#vacated + 1] = rest
     end
-  else
+  elseif kind == 'm' then
     local nl = string.find(rest, '\\n', 1, true)
     local ch, user = string.sub(rest, 1, nl - 1), string.sub(rest, nl + 1)
     local mk = ARGV[1] .. 'members:' .. ch
@@ -101,13 +104,53 @@ for i = 1, #fields, 2 do
       removed[#removed + 1] = ch
       removed[#removed + 1] = user
     end
+  elseif users then
+    if redis.call('HINCRBY', ARGV[1] .. 'online', rest, -1) <= 0 then
+      redis.call('HDEL', ARGV[1] .. 'online', rest)
+      offline[#offline + 1] = rest
+    end
   end
+  if kind ~= 'u' and not users then redis.call('HDEL', KEYS[2], f) end
 end
-redis.call('DEL', KEYS[2])
+if users then redis.call('DEL', KEYS[2]) end
 redis.call('HDEL', KEYS[3], ARGV[2])
 local out = {#removed}
 for i = 1, #removed do out[#out + 1] = removed[i] end
+out[#out + 1] = #vacated
 for i = 1, #vacated do out[#out + 1] = vacated[i] end
+for i = 1, #offline do out[#out + 1] = offline[i] end
+return out
+`);
+
+/**
+ * KEYS online, owned. ARGV user ids signed in on this node (each its first socket here).
+ * Returns the users that had no signed-in socket on any node before (came online); a user this
+ * node already recorded changes nothing.
+ */
+export const ONLINE = script(`
+local out = {}
+for i = 1, #ARGV do
+  local user = ARGV[i]
+  if redis.call('HSETNX', KEYS[2], 'u\\n' .. user, 1) == 1 and redis.call('HINCRBY', KEYS[1], user, 1) == 1 then
+    out[#out + 1] = user
+  end
+end
+return out
+`);
+
+/**
+ * KEYS online, owned. ARGV user ids no longer signed in on this node. Only what this node
+ * recorded is taken out. Returns the users now signed in on no node (gone offline).
+ */
+export const OFFLINE = script(`
+local out = {}
+for i = 1, #ARGV do
+  local user = ARGV[i]
+  if redis.call('HDEL', KEYS[2], 'u\\n' .. user) == 1 and redis.call('HINCRBY', KEYS[1], user, -1) <= 0 then
+    redis.call('HDEL', KEYS[1], user)
+    out[#out + 1] = user
+  end
+end
 return out
 `);
 

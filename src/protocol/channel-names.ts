@@ -24,6 +24,14 @@ export function userChannel(userId: string): string {
   return USER_CHANNEL_PREFIX + userId;
 }
 
+/**
+ * The server-only channel on which a user's online and offline changes reach the sockets watching
+ * that user (watchlist events); '#' keeps it out of reach of clients and the REST API.
+ */
+export function watchlistChannel(userId: string): string {
+  return `#watchlist-${userId}`;
+}
+
 /** True for `#server-to-user-<id>` with a non-empty id. */
 export function isUserChannel(name: string): boolean {
   return name.startsWith(USER_CHANNEL_PREFIX) && name.length > USER_CHANNEL_PREFIX.length;

@@ -63,4 +63,7 @@ export const ErrorCode = {
   // Pusher's "client event rejected due to rate limit". A client event refused for any other
   // reason gets code null, as Pusher sends it.
   clientOverRateLimit: 4301,
+  // Not one of Pusher's documented codes: tells a user signing in with more than 100 watchlist ids
+  // that only the first 100 are watched (sign-in still succeeds).
+  watchlistTooLong: 4302,
 } as const;

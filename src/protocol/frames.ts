@@ -110,6 +110,18 @@ export function signinSuccess(userData: string): string {
   return JSON.stringify({ event: 'pusher:signin_success', data: { user_data: userData } });
 }
 
+/**
+ * `pusher_internal:watchlist_events`, with one `{name, user_ids}` per non-empty group. pusher-js
+ * (src/core/watchlist.ts) emits each group on `pusher.user.watchlist` under its name; data is an
+ * object, which its decodeMessage passes through as it is.
+ */
+export function watchlistEvents(online: string[], offline: string[]): string {
+  const events: { name: string; user_ids: string[] }[] = [];
+  if (online.length > 0) events.push({ name: 'online', user_ids: online });
+  if (offline.length > 0) events.push({ name: 'offline', user_ids: offline });
+  return JSON.stringify({ event: 'pusher_internal:watchlist_events', data: { events } });
+}
+
 /** An app event as delivered to subscribers; serialized once per channel, never per recipient. */
 export function eventFrame(event: string, channel: string, data: unknown, userId?: string): string {
   return JSON.stringify(userId === undefined ? { event, channel, data } : { event, channel, data, user_id: userId });

@@ -22,7 +22,7 @@ const UTF8 = new TextDecoder();
 
 // Stands in for the app of a socket refused before it had one (unknown key); never counted.
 const NO_APP = new AppState(
-  { id: '', key: '', secret: '', maxConnections: 0, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: false, enabled: false, userAuthentication: false, enableSubscriptionCount: false, webhooks: [] },
+  { id: '', key: '', secret: '', maxConnections: 0, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: false, enabled: false, userAuthentication: false, enableSubscriptionCount: false, webhooks: [], enableWatchlistEvents: false },
   -1,
 );
 

@@ -39,7 +39,7 @@ interface Setup {
 }
 
 function setup(receiver: WebhookReceiver, timings: Partial<DeliveryTimings> = {}, batching = true): Setup {
-  const apps = new Apps([{ id: 'app-id', key: 'app-key', secret: 'app-secret', maxConnections: -1, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: true, enabled: true, userAuthentication: false, enableSubscriptionCount: false, webhooks: [] }]);
+  const apps = new Apps([{ id: 'app-id', key: 'app-key', secret: 'app-secret', maxConnections: -1, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: true, enabled: true, userAuthentication: false, enableSubscriptionCount: false, webhooks: [], enableWatchlistEvents: false }]);
   const pws = new PwsMetrics({ prefix: 'pws_', port: 0 });
   const app = apps.findById('app-id')!;
   app.metricsSlot = pws.appSlot('app-id');
