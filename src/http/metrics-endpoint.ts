@@ -1,5 +1,5 @@
 import { gzip } from 'node:zlib';
-import { writeBody } from './reply';
+import { statusLine, writeBody } from './reply';
 import { CONTENT_TYPE } from '../metrics/format';
 import type { PwsMetrics } from '../metrics/pws-metrics';
 import type { HttpResponse, TemplatedApp } from '../uws';
@@ -11,8 +11,16 @@ const GZIP_MIN_BYTES = 14600;
 /**
  * `GET /metrics`: text format 0.0.4 always (never OpenMetrics, which would rename the seed's
  * counters), gzipped on zlib's thread pool when the scraper accepts it and the body is large.
+ * `HEAD /metrics`, for probes: the same status and type, no body.
  */
 export function registerMetricsEndpoint(uws: TemplatedApp, metrics: PwsMetrics): void {
+  // Nothing is rendered: a probe learns the endpoint answers, and the length a render would give
+  // may be left out of a HEAD answer (RFC 9110 §9.3.2).
+  uws.head('/metrics', (res) => {
+    res.cork(() => {
+      res.writeStatus(statusLine(200)).writeHeader('Content-Type', CONTENT_TYPE).endWithoutBody();
+    });
+  });
   uws.get('/metrics', (res, req) => {
     const acceptsGzip = gzipAccepted(req.getHeader('accept-encoding'));
     const body = metrics.render();

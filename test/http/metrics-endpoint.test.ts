@@ -158,6 +158,29 @@ test('METRICS_SERVER_PORT serves /metrics on that port only; the main port answe
   assert.ok(![...exposition.families.keys()].some((n) => n.startsWith(`pws_${metricsPort}_`)));
 });
 
+test('HEAD /metrics answers like GET without a body, wherever GET /metrics is served', async (t) => {
+  const metricsPort = await freePort();
+  const cases: Array<[string, Record<string, string>, (s: { url(path: string): string }) => string, number]> = [
+    ['on PORT', { METRICS_ENABLED: '1' }, (s) => s.url('/metrics'), 200],
+    ['on METRICS_SERVER_PORT', { METRICS_ENABLED: '1', METRICS_SERVER_PORT: String(metricsPort) }, () => `http://127.0.0.1:${metricsPort}/metrics`, 200],
+    ['on PORT with METRICS_SERVER_PORT set', { METRICS_ENABLED: '1', METRICS_SERVER_PORT: String(metricsPort) }, (s) => s.url('/metrics'), 404],
+    ['metrics off', {}, (s) => s.url('/metrics'), 404],
+  ];
+  for (const [what, env, url, status] of cases) {
+    const s = await startServer(env);
+    try {
+      const get = await fetch(url(s));
+      await get.arrayBuffer();
+      const head = await fetch(url(s), { method: 'HEAD' });
+      assert.deepEqual([head.status, get.status], [status, status], what);
+      assert.equal(head.headers.get('content-type'), get.headers.get('content-type'), what);
+      assert.equal((await head.arrayBuffer()).byteLength, 0, what);
+    } finally {
+      await s.stop();
+    }
+  }
+});
+
 test('never OpenMetrics, whatever the Accept header asks for', async (t) => {
   const port = await freePort();
   const s = await startServer({ METRICS_ENABLED: '1', PORT: String(port) });
