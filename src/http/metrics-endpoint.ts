@@ -1,12 +1,8 @@
 import { gzip } from 'node:zlib';
 import { statusLine, writeBody } from './reply';
-import { CONTENT_TYPE } from '../metrics/format';
+import { CONTENT_TYPE, GZIP_MIN_BYTES } from '../metrics/format';
 import type { PwsMetrics } from '../metrics/pws-metrics';
 import type { HttpResponse, TemplatedApp } from '../uws';
-
-// Below this size gzip saves the scraper less than it costs us: a body that fits TCP's initial
-// congestion window (10 segments of 1460 bytes, RFC 6928) arrives in one round trip anyway.
-const GZIP_MIN_BYTES = 14600;
 
 /**
  * `GET /metrics`: text format 0.0.4 always (never OpenMetrics, which would rename the seed's
