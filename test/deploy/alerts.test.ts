@@ -6,25 +6,15 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { RULE_TESTS as TESTS, RULES, rules } from '../helpers/deploy';
 import { findTool, missingToolSkip } from '../helpers/tools';
 
-const DIR = path.join(__dirname, '..', '..', '..', 'deploy', 'prometheus');
-const RULES = path.join(DIR, 'pws-alerts.yml');
-const TESTS = path.join(DIR, 'pws-alerts.test.yml');
+const DIR = path.dirname(RULES);
 const skip = missingToolSkip('promtool', 'prometheus');
 
 function promtool(...args: string[]): { status: number | null; output: string } {
   const result = spawnSync(findTool('promtool')!, args, { cwd: DIR, encoding: 'utf8', timeout: 60_000 });
   return { status: result.status, output: result.stdout + result.stderr };
-}
-
-/** Each alerting rule's name and its text, up to the next rule. */
-function alerts(): Array<{ name: string; text: string }> {
-  const text = fs.readFileSync(RULES, 'utf8');
-  return text
-    .split(/^(?=      - (?:alert|record): )/m)
-    .filter((block) => block.startsWith('      - alert: '))
-    .map((block) => ({ name: /^ {6}- alert: (\w+)$/m.exec(block)![1], text: block }));
 }
 
 test('promtool check rules: the rules file loads, every expression parses', { skip }, () => {
@@ -41,7 +31,7 @@ test('promtool test rules: every unit test of pws-alerts.test.yml passes', { ski
 
 test('every alert has a severity, a summary, a description, and test cases that fire it and keep it quiet', () => {
   const tests = fs.readFileSync(TESTS, 'utf8');
-  const list = alerts();
+  const list = rules().filter((r) => r.kind === 'alert');
   assert.ok(list.length >= 10, `${list.length} alerts`);
   for (const { name, text } of list) {
     assert.match(text, /^ {10}severity: (critical|warning|info)$/m, name);
