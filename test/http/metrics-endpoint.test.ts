@@ -4,12 +4,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as https from 'node:https';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { APP_FAMILIES, appValues, parseExposition, rawGet, sampleValue, scrape } from '../helpers/exposition';
 import { APP, connected, eventually, startServer } from '../helpers/server';
 import { freePort, missingToolSkip, runPromtoolCheckMetrics, startPrometheus } from '../helpers/services';
+import { TLS } from '../helpers/tls';
 
 const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
@@ -189,6 +191,29 @@ test('HEAD /metrics answers like GET without a body, wherever GET /metrics is se
       await s.stop();
     }
   }
+});
+
+test('with TLS on, /metrics on PORT is HTTPS and METRICS_SERVER_PORT serves plain HTTP', async (t) => {
+  const ca = fs.readFileSync(TLS.cert);
+  const httpsGet = (url: string) =>
+    new Promise<{ status?: number; type?: string }>((resolve, reject) => {
+      https.get(url, { ca }, (r) => {
+        r.resume();
+        r.on('end', () => resolve({ status: r.statusCode, type: r.headers['content-type'] }));
+      }).on('error', reject);
+    });
+  const tls = { METRICS_ENABLED: '1', SSL_CERT: TLS.cert, SSL_KEY: TLS.key };
+  const onPort = await startServer(tls);
+  t.after(() => onPort.stop());
+  assert.deepEqual(await httpsGet(`https://127.0.0.1:${onPort.port}/metrics`), { status: 200, type: CONTENT_TYPE });
+
+  const metricsPort = await freePort();
+  const apart = await startServer({ ...tls, METRICS_SERVER_PORT: String(metricsPort) });
+  t.after(() => apart.stop());
+  const plain = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+  assert.deepEqual([plain.status, plain.headers.get('content-type')], [200, CONTENT_TYPE]);
+  await plain.arrayBuffer();
+  assert.equal((await httpsGet(`https://127.0.0.1:${apart.port}/metrics`)).status, 404);
 });
 
 test('never OpenMetrics, whatever the Accept header asks for', async (t) => {
