@@ -47,6 +47,8 @@ export interface BenchOptions {
   apps: number;
   /** Scrape: timed GET /metrics requests (--scrapes). */
   scrapes: number;
+  /** Scrape: open sockets in the second measurement (--scrape-sockets), up to the open-file limits. */
+  scrapeSockets: number;
   /** Fan-out: rounds are added until the cheapest server has spent this many CPU seconds (--min-cpu). */
   minCpu: number;
   minRounds: number;
@@ -82,7 +84,7 @@ Parts (default: all, in this order):
   metrics       metrics engine micro-benchmarks vs prom-client (bench/metrics.ts)
   fanout        REST events to N subscribed sockets: pws-server (metrics on, off) vs bare uWS
   connections   idle RSS per connection and CPU per 1,000 connects vs bare uWS
-  scrape        /metrics with 1,000 apps configured and active
+  scrape        /metrics with 1,000 apps configured and active, then with 19,000 open sockets
   cluster       nodes on one Redis: CPU per delivery vs one node, Redis commands per event, capacity
 
 Options:
@@ -94,6 +96,7 @@ Options:
   --repeats <n>           connections part: fresh processes per server, median kept (default 3)
   --apps <n>              scrape part: configured apps (default 1000)
   --scrapes <n>           scrape part: timed GET /metrics requests (default 200)
+  --scrape-sockets <n>    scrape part: open sockets in the second measurement (default 19000)
   --cluster-nodes <n>     cluster part: nodes sharing the --sockets in the CPU comparison (default 2)
   --capacity <n|max>      cluster part: sockets per node in the capacity run; max = as many as the
                           open-file limits allow (default 5000)
@@ -113,6 +116,7 @@ function parseArgs(argv: string[]): { parts: Part[]; options: BenchOptions } {
     repeats: 3,
     apps: 1000,
     scrapes: 200,
+    scrapeSockets: 19_000,
     minCpu: 8,
     minRounds: 3,
     maxRounds: 30,
@@ -134,6 +138,7 @@ function parseArgs(argv: string[]): { parts: Part[]; options: BenchOptions } {
     '--repeats': (n) => (options.repeats = n),
     '--apps': (n) => (options.apps = n),
     '--scrapes': (n) => (options.scrapes = n),
+    '--scrape-sockets': (n) => (options.scrapeSockets = n),
     '--min-cpu': (n) => (options.minCpu = n),
     '--max-rounds': (n) => (options.maxRounds = n),
     '--min-rounds': (n) => (options.minRounds = n),

@@ -59,8 +59,8 @@ export class Server {
     this.log = log ?? new Log(options.debug);
     this.apps = new Apps(options.apps);
     this.app = options.sslCert !== '' ? uws.SSLApp({ cert_file_name: options.sslCert, key_file_name: options.sslKey, passphrase: options.sslPass }) : uws.App();
-    this.metrics = options.metricsEnabled ? new PwsMetrics({ prefix: options.metricsPrefix, port: options.port }) : null;
-    if (this.metrics !== null) for (const app of this.apps.all()) app.metricsSlot = this.metrics.appSlot(app.config.id);
+    this.metrics = options.metricsEnabled ? new PwsMetrics({ prefix: options.metricsPrefix, port: options.port, memoryThresholdPercent: options.acceptTrafficMemoryThreshold }) : null;
+    this.metrics?.addApps(this.apps);
     if (this.metrics !== null && options.metricsDriver === 'pushgateway') this.pushgateway = new PushgatewayDriver(this.metrics, options, this.log);
     this.fanOut = new FanOut(this.app, this.metrics);
     this.webhooks = Webhooks.forApps(this.apps, options, this.metrics, this.log);

@@ -47,8 +47,10 @@ export class FanOut implements Broadcaster {
     const except = exceptSocketId === undefined ? undefined : app.sockets.get(exceptSocketId);
     const excluding = except !== undefined && except.getUserData().ended === null;
     if (this.metrics !== null) {
+      this.metrics.channelMessages.add(app.metricsSlot, 1);
       const recipients = this.uws.numSubscribers(topic) - (excluding && except.isSubscribed(topic) ? 1 : 0);
       if (recipients === 0) return;
+      this.metrics.channelDeliveries.add(app.metricsSlot, recipients);
       this.metrics.socketTransmittedBytes.add(app.metricsSlot, Buffer.byteLength(frame) * recipients);
       this.metrics.wsMessagesSent.add(app.metricsSlot, recipients);
     }

@@ -3,9 +3,10 @@ import type { Counter } from '../metrics/counter';
 import type { PwsMetrics } from '../metrics/pws-metrics';
 
 /**
- * Subscription-count frames sent and cache hits and misses, by app. A family gets its series
- * (one per app, slot = the app's metricsSlot) when first used, so a server that never sees
- * the feature scrapes as before.
+ * Subscription-count frames sent and cache hits and misses, by app (slot = the app's
+ * metricsSlot). The counts family has its series from the start when an app enables the
+ * feature; the cache families get theirs at the first cache channel subscribed (cache channels
+ * need no option), so a server that never sees them scrapes as before.
  */
 export class ExtrasMetrics {
   private readonly countFrames: Counter;
@@ -21,6 +22,7 @@ export class ExtrasMetrics {
     this.countFrames = registry.counter({ name: `${prefix}subscription_count_frames_total`, help: 'pusher_internal:subscription_count frames published (each reaches every subscriber of its channel).', labelNames });
     this.cacheHits = registry.counter({ name: `${prefix}cache_hits_total`, help: "New subscribers of cache channels sent the channel's last event.", labelNames });
     this.cacheMisses = registry.counter({ name: `${prefix}cache_misses_total`, help: 'New subscribers of cache channels that found the cache empty (pusher:cache_miss).', labelNames });
+    if ([...apps.all()].some((app) => app.config.enableSubscriptionCount)) this.addSeries(this.countFrames);
   }
 
   countFrameSent(app: AppState): void {
@@ -36,7 +38,12 @@ export class ExtrasMetrics {
   }
 
   private add(family: Counter, app: AppState): void {
-    if (family.size === 0) for (const each of this.apps.all()) family.series([each.config.id]);
+    if (family.size === 0) this.addSeries(family);
     family.add(app.metricsSlot, 1);
+  }
+
+  // Every app's series at once, in the apps' order, so that slots are metricsSlots.
+  private addSeries(family: Counter): void {
+    for (const app of this.apps.all()) family.series([app.config.id]);
   }
 }

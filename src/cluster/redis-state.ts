@@ -5,7 +5,7 @@ import { HttpError } from '../protocol/errors';
 import type { ClusterMetrics } from './cluster-metrics';
 import type { Keys } from './keys';
 import type { RedisLink } from './redis-link';
-import { CHANNEL, CHANNELS, CONNECTIONS, JOIN, LEAVE, MEMBERS, OFFLINE, ONLINE, REAP, RESTORE } from './scripts';
+import { CHANNEL, CHANNELS, CONNECTIONS, JOIN, LEAVE, MEMBERS, REWRITE, OFFLINE, ONLINE, REAP, RESTORE } from './scripts';
 
 // Records per RESTORE call, so rewriting a large node never blocks Redis for long.
 const RESTORE_BATCH = 500;
@@ -134,13 +134,10 @@ export class RedisChannelState implements ChannelState {
     );
   }
 
-  /**
-   * Takes everything `node` added out of the shared state; returns the edges that caused. Its
-   * signed-in users stay when `users` is false (this node's rewrite reconciles them instead).
-   */
-  async reap(app: AppState, node: string, users = true): Promise<Reaped> {
+  /** Takes everything `node` (a dead one, or this one leaving) added out of the shared state; returns the edges that caused. */
+  async reap(app: AppState, node: string): Promise<Reaped> {
     const keys = [this.keys.subs(app), this.keys.owned(app, node), this.keys.conns(app)];
-    const reply = (await this.link.eval(REAP, keys, [this.keys.app(app), node, users ? '1' : '0'])) as string[];
+    const reply = (await this.link.eval(REAP, keys, [this.keys.app(app), node])) as string[];
     const pairs = Number(reply[0]);
     const removed: Reaped['removed'] = [];
     for (let i = 1; i < 1 + pairs; i += 2) removed.push({ channel: reply[i], userId: reply[i + 1] });
@@ -160,19 +157,21 @@ export class RedisChannelState implements ChannelState {
     this.dirty = false;
     try {
       for (const app of apps.all()) {
-        await this.reap(app, this.node, false);
         const records: string[] = [];
         for (const [name, channel] of app.channels) {
           records.push('s', name, String(channel.subscriptions));
           if (channel.members !== null) for (const [userId, member] of channel.members) records.push('m', name, userId, JSON.stringify(member.info));
         }
         const keys = [this.keys.subs(app), this.keys.owned(app, this.node)];
-        for (let i = 0; i < records.length; ) {
+        for (let i = 0; i === 0 || i < records.length; ) {
           // Cut only between records: an 's' record has 3 fields, an 'm' record 4.
           let end = i;
           for (let n = 0; n < RESTORE_BATCH && end < records.length; n++) end += records[end] === 's' ? 3 : 4;
-          await this.link.eval(RESTORE, keys, [this.keys.app(app), ...records.slice(i, end)]);
+          const batch = records.slice(i, end);
+          if (i === 0) await this.link.eval(REWRITE, keys, [this.keys.app(app), this.node, ...batch]);
+          else await this.link.eval(RESTORE, keys, [this.keys.app(app), ...batch]);
           i = end;
+          if (end === 0) break;
         }
         if (app.watched !== null) await this.reconcileUsers(app, changed);
       }

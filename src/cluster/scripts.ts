@@ -76,16 +76,13 @@ return {vacated, removed, count}
 `);
 
 /**
- * KEYS subs, owned, conns. ARGV app key prefix, node id, users (1/0). Takes everything a node added
- * out of the app's state (a dead node, or this one before it rewrites its entries). With users 0
- * its signed-in users (`u` entries) stay: a rewrite reconciles them with ONLINE and OFFLINE, so
- * no other node sees them go offline and come back in between.
+ * KEYS subs, owned, conns. ARGV app key prefix, node id. Takes everything a dead node added out
+ * of the app's state.
  * Returns {n, channel, user … (n/2 members removed), v, vacated channel … (v), user … (gone offline)}.
  */
 export const REAP = script(`
 local fields = redis.call('HGETALL', KEYS[2])
 local removed, vacated, offline = {}, {}, {}
-local users = ARGV[3] == '1'
 for i = 1, #fields, 2 do
   local f, n = fields[i], tonumber(fields[i + 1])
   local kind, rest = string.sub(f, 1, 1), string.sub(f, 3)
@@ -104,15 +101,14 @@ for i = 1, #fields, 2 do
       removed[#removed + 1] = ch
       removed[#removed + 1] = user
     end
-  elseif users then
+  else
     if redis.call('HINCRBY', ARGV[1] .. 'online', rest, -1) <= 0 then
       redis.call('HDEL', ARGV[1] .. 'online', rest)
       offline[#offline + 1] = rest
     end
   end
-  if kind ~= 'u' and not users then redis.call('HDEL', KEYS[2], f) end
 end
-if users then redis.call('DEL', KEYS[2]) end
+redis.call('DEL', KEYS[2])
 redis.call('HDEL', KEYS[3], ARGV[2])
 local out = {#removed}
 for i = 1, #removed do out[#out + 1] = removed[i] end
@@ -154,12 +150,9 @@ end
 return out
 `);
 
-/**
- * KEYS subs, owned. ARGV app key prefix, then records `s channel count` and `m channel user info`.
- * Adds a node's entries back (after a Redis restart or a reap of a node that was only slow).
- */
-export const RESTORE = script(`
-local i = 2
+// Adds records `s channel count` and `m channel user info` from ARGV[first] on to a node's entries.
+const ADD_RECORDS = `
+local i = first
 while i <= #ARGV do
   local ch = ARGV[i + 1]
   if ARGV[i] == 's' then
@@ -177,7 +170,39 @@ while i <= #ARGV do
   end
 end
 return 1
-`);
+`;
+
+/**
+ * KEYS subs, owned. ARGV app key prefix, node id, then records. Replaces a node's subscriptions
+ * and members with the records in one step (its signed-in users stay: see REAP), so no other
+ * node sees them gone in between; a node too large for one call sends the rest with RESTORE.
+ */
+export const REWRITE = script(`
+local fields = redis.call('HGETALL', KEYS[2])
+for i = 1, #fields, 2 do
+  local f, n = fields[i], tonumber(fields[i + 1])
+  local kind, rest = string.sub(f, 1, 1), string.sub(f, 3)
+  if kind == 's' then
+    if redis.call('HINCRBY', KEYS[1], rest, -n) <= 0 then redis.call('HDEL', KEYS[1], rest) end
+    redis.call('HDEL', KEYS[2], f)
+  elseif kind == 'm' then
+    local nl = string.find(rest, '\\n', 1, true)
+    local ch, user = string.sub(rest, 1, nl - 1), string.sub(rest, nl + 1)
+    local mk = ARGV[1] .. 'members:' .. ch
+    if redis.call('HINCRBY', mk, user, -1) <= 0 then
+      redis.call('HDEL', mk, user)
+      redis.call('HDEL', ARGV[1] .. 'info:' .. ch, user)
+    end
+    redis.call('HDEL', KEYS[2], f)
+  end
+end
+local first = 3
+${ADD_RECORDS}`);
+
+/** KEYS subs, owned. ARGV app key prefix, then records: the rest of a rewrite too large for one REWRITE. */
+export const RESTORE = script(`
+local first = 2
+${ADD_RECORDS}`);
 
 /** KEYS conns. ARGV node id, this node's connections. Returns the app's connections on every node. */
 export const CONNECTIONS = script(`

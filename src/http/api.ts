@@ -60,11 +60,12 @@ export function registerHttpApi(uws: TemplatedApp, ctx: HttpContext): void {
   ];
   for (const [pattern, method, handler] of routes) {
     const paramCount = pattern.split(':').length - 1;
-    uws[method](pattern, (res, req) => serve(ctx, res, req, method, paramCount, handler));
+    uws[method](pattern, (res, req) => serve(ctx, res, req, method, paramCount, handler, pattern));
     uws.any(pattern, (res, req) => {
       // Still a call to that app: counted like any other answer, though its body is never read.
       const app = ctx.apps.findById(decodeComponent(req.getParameter(0) ?? '') ?? '');
       const sent = writeJson(res, 405, { error: `Method not allowed: use ${method.toUpperCase()}` });
+      ctx.metrics?.observeRequest(pattern, 405, 0);
       if (app !== undefined && ctx.metrics !== null) {
         ctx.metrics.httpCallsReceived.add(app.metricsSlot, 1);
         ctx.metrics.httpTransmittedBytes.add(app.metricsSlot, sent);
@@ -73,7 +74,14 @@ export function registerHttpApi(uws: TemplatedApp, ctx: HttpContext): void {
   }
 }
 
-function serve(ctx: HttpContext, res: HttpResponse, req: HttpRequest, method: 'get' | 'post', paramCount: number, handler: Handler): void {
+/** Where an answer is timed: the route's pattern and when its request arrived (0 with metrics off). */
+interface Timing {
+  route: string;
+  start: number;
+}
+
+function serve(ctx: HttpContext, res: HttpResponse, req: HttpRequest, method: 'get' | 'post', paramCount: number, handler: Handler, route: string): void {
+  const timing: Timing = { route, start: ctx.metrics === null ? 0 : performance.now() };
   // uWS invalidates `req` when this function returns: read everything now.
   const path = req.getUrl();
   const queryString = req.getQuery() ?? '';
@@ -88,11 +96,13 @@ function serve(ctx: HttpContext, res: HttpResponse, req: HttpRequest, method: 'g
   const malformed = params.indexOf(null);
   if (malformed >= 0) {
     writeJson(res, 400, { error: `Malformed URL parameter ${JSON.stringify(rawParams[malformed])}` });
+    answered(ctx, timing, 400);
     return;
   }
   const app = ctx.apps.findById(params[0]!);
   if (app === undefined) {
     writeJson(res, 404, { error: `Unknown app id "${params[0]}"` });
+    answered(ctx, timing, 404);
     return;
   }
   const slot = app.metricsSlot;
@@ -111,13 +121,13 @@ function serve(ctx: HttpContext, res: HttpResponse, req: HttpRequest, method: 'g
     })
     .then(
       (result) => {
-        if (result instanceof LimitRefusal) return refuse(ctx, res, slot, aborted, result);
-        reply(ctx, res, slot, aborted, 200, result);
+        if (result instanceof LimitRefusal) return refuse(ctx, res, slot, aborted, timing, result);
+        reply(ctx, res, slot, aborted, timing, 200, result);
       },
       (err: unknown) => {
-        if (err instanceof HttpError) return reply(ctx, res, slot, aborted, err.status, { error: err.message });
+        if (err instanceof HttpError) return reply(ctx, res, slot, aborted, timing, err.status, { error: err.message });
         ctx.log.error(`REST ${method.toUpperCase()} ${path} failed: ${(err as Error)?.stack ?? err}`);
-        reply(ctx, res, slot, aborted, 500, { error: 'Internal server error' });
+        reply(ctx, res, slot, aborted, timing, 500, { error: 'Internal server error' });
       },
     );
 }
@@ -138,7 +148,7 @@ async function admit(ctx: HttpContext, app: AppState, limit: RateLimit, cost: nu
   return new LimitRefusal(limit, verdict);
 }
 
-function refuse(ctx: HttpContext, res: HttpResponse, slot: number, aborted: boolean, refusal: LimitRefusal): void {
+function refuse(ctx: HttpContext, res: HttpResponse, slot: number, aborted: boolean, timing: Timing, refusal: LimitRefusal): void {
   if (aborted) return;
   const { limit, retryAfter, remaining } = refusal.verdict;
   const what = refusal.limit === 'backend_events' ? 'events (× channels) triggered' : 'read requests';
@@ -146,12 +156,19 @@ function refuse(ctx: HttpContext, res: HttpResponse, slot: number, aborted: bool
   const headers = { 'Retry-After': String(retryAfter), 'X-RateLimit-Limit': String(limit), 'X-RateLimit-Remaining': String(remaining) };
   const sent = writeBody(res, 429, 'application/json', body, headers);
   ctx.metrics?.httpTransmittedBytes.add(slot, sent);
+  answered(ctx, timing, 429);
 }
 
-function reply(ctx: HttpContext, res: HttpResponse, slot: number, aborted: boolean, status: number, body: unknown): void {
+function reply(ctx: HttpContext, res: HttpResponse, slot: number, aborted: boolean, timing: Timing, status: number, body: unknown): void {
   if (aborted) return;
   const sent = writeJson(res, status, body);
   ctx.metrics?.httpTransmittedBytes.add(slot, sent);
+  answered(ctx, timing, status);
+}
+
+// An answer was written: its duration goes to the route's histogram (aborted requests have none).
+function answered(ctx: HttpContext, timing: Timing, status: number): void {
+  ctx.metrics?.observeRequest(timing.route, status, (performance.now() - timing.start) / 1000);
 }
 
 // decodeURIComponent, or null for a malformed escape.

@@ -1,18 +1,22 @@
 import { gzip } from 'node:zlib';
-import { writeBody } from './reply';
-import { CONTENT_TYPE } from '../metrics/format';
+import { statusLine, writeBody } from './reply';
+import { CONTENT_TYPE, GZIP_MIN_BYTES } from '../metrics/format';
 import type { PwsMetrics } from '../metrics/pws-metrics';
 import type { HttpResponse, TemplatedApp } from '../uws';
-
-// Below this size gzip saves the scraper less than it costs us: a body that fits TCP's initial
-// congestion window (10 segments of 1460 bytes, RFC 6928) arrives in one round trip anyway.
-const GZIP_MIN_BYTES = 14600;
 
 /**
  * `GET /metrics`: text format 0.0.4 always (never OpenMetrics, which would rename the seed's
  * counters), gzipped on zlib's thread pool when the scraper accepts it and the body is large.
+ * `HEAD /metrics`, for probes: the same status and type, no body.
  */
 export function registerMetricsEndpoint(uws: TemplatedApp, metrics: PwsMetrics): void {
+  // Nothing is rendered: a probe learns the endpoint answers, and the length a render would give
+  // may be left out of a HEAD answer (RFC 9110 §9.3.2).
+  uws.head('/metrics', (res) => {
+    res.cork(() => {
+      res.writeStatus(statusLine(200)).writeHeader('Content-Type', CONTENT_TYPE).endWithoutBody();
+    });
+  });
   uws.get('/metrics', (res, req) => {
     const acceptsGzip = gzipAccepted(req.getHeader('accept-encoding'));
     const body = metrics.render();

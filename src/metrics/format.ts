@@ -5,6 +5,13 @@
 /** Content-Type of every scrape answer: always text 0.0.4, never OpenMetrics. */
 export const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
+/**
+ * Bodies from this size on are gzipped (scrapes that accept it, pushes). Below it gzip saves
+ * less than it costs: a body that fits TCP's initial congestion window (10 segments of 1460
+ * bytes, RFC 6928) arrives in one round trip anyway.
+ */
+export const GZIP_MIN_BYTES = 14600;
+
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 

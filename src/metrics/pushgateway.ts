@@ -1,12 +1,17 @@
 // Pushing to a Prometheus Pushgateway, for setups where Prometheus cannot reach the nodes:
 // every interval the node PUTs the same body GET /metrics serves to its own group,
 // /metrics/job/<job>/instance/<instance>, so each push replaces the previous one.
+import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
 import { OptionsError } from '../protocol/errors';
 import type { Log } from '../log';
 import type { Options } from '../options';
 import type { Counter } from './counter';
-import { CONTENT_TYPE } from './format';
+import { CONTENT_TYPE, GZIP_MIN_BYTES } from './format';
+import type { Histogram } from './histogram';
 import type { PwsMetrics } from './pws-metrics';
+
+const gzipAsync = promisify(gzip);
 
 /** The options the driver reads, as validated by loadOptions. */
 export type PushgatewayOptions = Pick<
@@ -20,7 +25,10 @@ const MAX_TIMEOUT_MS = 10_000;
 // The shutdown push or delete gets less: exiting promptly matters more than one last figure.
 const FINAL_TIMEOUT_MS = 2_000;
 
-// Slot of the failures counter's only series.
+// From a gateway on loopback (a few ms) to the 10-second timeout.
+const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+// Slot of each label-less family's only series.
 const ONLY = 0;
 
 // Longest part of a gateway's error answer quoted in the log.
@@ -54,8 +62,14 @@ function pathLabel(name: string, value: string): string {
  * group. A failed push is counted, logged once per outage, and retried at the next interval.
  */
 export class PushgatewayDriver {
+  /** `<prefix>pushgateway_pushes_total`: pushes made, and the shutdown delete. */
+  readonly pushes: Counter;
   /** `<prefix>pushgateway_push_failures_total`: pushes (and the shutdown delete) that failed. */
   readonly failures: Counter;
+  /** `<prefix>pushgateway_push_duration_seconds`: how long each push took, failed ones included. */
+  readonly duration: Histogram;
+  /** `<prefix>pushgateway_pushed_bytes_total`: body bytes sent, as sent (gzipped when large). */
+  readonly bytes: Counter;
   /** Full URL of the node's group. */
   readonly target: string;
   /** How long one push may take before it counts as failed: min(interval, 10 s). */
@@ -63,8 +77,10 @@ export class PushgatewayDriver {
 
   private timer: NodeJS.Timeout | null = null;
   private inFlight: Promise<boolean> | null = null;
-  // Aborts a periodic push still in flight at shutdown, so stop() stays within its budget.
-  private readonly cancel = new AbortController();
+  // The request in flight, which stop() aborts so it stays within its budget. One controller per
+  // request: a signal living as long as the process would keep one listener per push (Node 20
+  // never drops the dependants of AbortSignal.any, nodejs/node#55351).
+  private request: AbortController | null = null;
   private started = false;
   private running = false;
   private stopped: Promise<void> | null = null;
@@ -79,11 +95,20 @@ export class PushgatewayDriver {
     if (options.pushgatewayJob === '') {
       throw new OptionsError('METRICS_PUSHGATEWAY_JOB: must not be empty (the Pushgateway needs a job name)');
     }
-    this.failures = metrics.registry.counter({
-      name: `${metrics.prefix}pushgateway_push_failures_total`,
+    const { registry, prefix } = metrics;
+    this.failures = registry.counter({
+      name: `${prefix}pushgateway_push_failures_total`,
       help: 'Pushes to the Pushgateway that failed: gateway unreachable, non-2xx answer or timeout.',
     });
-    this.failures.series([]);
+    // After the failures, which GET /metrics has always ended with.
+    this.pushes = registry.counter({ name: `${prefix}pushgateway_pushes_total`, help: 'Pushes to the Pushgateway, and the delete at shutdown.' });
+    this.duration = registry.histogram({
+      name: `${prefix}pushgateway_push_duration_seconds`,
+      help: 'Seconds each push to the Pushgateway took, failed ones included.',
+      buckets: DURATION_BUCKETS,
+    });
+    this.bytes = registry.counter({ name: `${prefix}pushgateway_pushed_bytes_total`, help: 'Bytes of push bodies sent to the Pushgateway, gzipped when large.' });
+    for (const family of [this.failures, this.pushes, this.duration, this.bytes]) family.series([]);
     this.target = options.pushgatewayUrl + groupingPath(options.pushgatewayJob, options.pushgatewayInstance);
     this.timeoutMs = Math.min(options.pushgatewayIntervalMs, MAX_TIMEOUT_MS);
   }
@@ -111,7 +136,7 @@ export class PushgatewayDriver {
     this.running = false;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
-    this.cancel.abort();
+    this.request?.abort();
     if (this.inFlight !== null) await this.inFlight;
     if (!this.started) return;
     const method = this.options.pushgatewayDeleteOnShutdown ? 'DELETE' : 'PUT';
@@ -138,7 +163,7 @@ export class PushgatewayDriver {
 
   // One periodic push, with the failure accounting; true when it landed.
   private async push(): Promise<boolean> {
-    const problem = await this.send('PUT', this.timeoutMs, this.cancel.signal);
+    const problem = await this.send('PUT', this.timeoutMs);
     // Cut short by stop(): the last push that follows is the one that counts.
     if (!this.running) return problem === null;
     if (problem === null) {
@@ -158,14 +183,23 @@ export class PushgatewayDriver {
     return false;
   }
 
-  // One request; null on a 2xx answer, else what went wrong. Never rejects.
-  private async send(method: 'PUT' | 'DELETE', timeoutMs: number, cancel?: AbortSignal): Promise<string | null> {
+  // One request, counted and timed; null on a 2xx answer, else what went wrong. Never rejects.
+  private async send(method: 'PUT' | 'DELETE', timeoutMs: number): Promise<string | null> {
+    const request = new AbortController();
+    this.request = request;
+    const timer = setTimeout(() => request.abort(new DOMException(`no answer within ${timeoutMs} ms`, 'TimeoutError')), timeoutMs);
+    // A push waiting for its answer must not keep the process alive.
+    timer.unref();
+    const start = performance.now();
     try {
-      const timeout = AbortSignal.timeout(timeoutMs);
-      const init: RequestInit = { method, signal: cancel === undefined ? timeout : AbortSignal.any([timeout, cancel]) };
+      const init: RequestInit = { method, signal: request.signal };
       if (method === 'PUT') {
-        init.body = this.metrics.render();
-        init.headers = { 'Content-Type': CONTENT_TYPE };
+        const text = this.metrics.render();
+        const zip = Buffer.byteLength(text) >= GZIP_MIN_BYTES;
+        const body = zip ? await gzipAsync(text) : text;
+        init.body = body;
+        init.headers = zip ? { 'Content-Type': CONTENT_TYPE, 'Content-Encoding': 'gzip' } : { 'Content-Type': CONTENT_TYPE };
+        this.bytes.add(ONLY, typeof body === 'string' ? Buffer.byteLength(body) : body.length);
       }
       const res = await fetch(this.target, init);
       // Read the answer in full, so the connection can be reused, and quote it on failure.
@@ -175,6 +209,11 @@ export class PushgatewayDriver {
       return `HTTP ${res.status}` + (quoted ? `: ${quoted.slice(0, MAX_QUOTED_CHARS)}` : '');
     } catch (err) {
       return describe(err, timeoutMs);
+    } finally {
+      clearTimeout(timer);
+      if (this.request === request) this.request = null;
+      this.pushes.add(ONLY, 1);
+      this.duration.observe(ONLY, (performance.now() - start) / 1000);
     }
   }
 }

@@ -80,9 +80,12 @@ export function wsBehavior(ctx: WsContext): WebSocketBehavior<SocketData> {
       const socket = ws.getUserData();
       const refused = socket.ended;
       if (refused !== null) {
-        // Refused sockets get Pusher's close code so clients know whether to retry; they were never accepted, so never counted.
+        // Refused sockets get Pusher's close code so clients know whether to retry; they were never accepted, so
+        // they count only as refusals, by that code.
+        const code = refused.code ?? ErrorCode.reconnect;
+        metrics?.countRefusal(code);
         ws.send(errorFrame(refused.code, refused.message));
-        ws.end(refused.code ?? ErrorCode.reconnect, refused.message);
+        ws.end(code, refused.message);
         return;
       }
       const app = socket.app;
@@ -119,7 +122,7 @@ export function wsBehavior(ctx: WsContext): WebSocketBehavior<SocketData> {
       }
     },
 
-    close(ws: Socket) {
+    close(ws: Socket, code: number) {
       const socket = ws.getUserData();
       const refused = socket.ended !== null;
       socket.ended = SOCKET_CLOSED;
@@ -132,6 +135,7 @@ export function wsBehavior(ctx: WsContext): WebSocketBehavior<SocketData> {
       if (metrics !== null) {
         metrics.connected.add(app.metricsSlot, -1);
         metrics.newDisconnections.add(app.metricsSlot, 1);
+        metrics.countClose(code);
       }
       if (ctx.log.debugEnabled) ctx.log.debug(`disconnected ${socketId(ws)}`);
     },

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type Pusher from 'pusher';
-import { appValues, scrape, type AppFamily } from '../helpers/exposition';
+import { appValues, sampleValue, scrape, type AppFamily } from '../helpers/exposition';
 import { APP, connected, eventually, startServer, type RawSocket, type TestServer } from '../helpers/server';
 import { freePort } from '../helpers/services';
 
@@ -244,7 +244,7 @@ test('socket bytes and messages to the byte: multi-byte frames, fan-out to N, so
   assert.deepEqual(await two.socketValues(), two.expected());
 });
 
-test('refused connections count nowhere: unknown key, over the app quota, and their frames', async (t) => {
+test('refused connections count only as refusals: unknown key, over the app quota, and their frames', async (t) => {
   const port = await freePort();
   const s = await startServer({ METRICS_ENABLED: '1', PORT: String(port) }, configFile(t, [APP_ONE, APP_TWO]));
   t.after(() => s.stop());
@@ -268,6 +268,10 @@ test('refused connections count nowhere: unknown key, over the app quota, and th
   assert.deepEqual(await two.socketValues(), two.expected());
   assert.equal((await two.socketValues()).new_connections_total, 2);
   assert.equal((await two.socketValues()).new_disconnections_total, 0);
+  const exposition = await scrape(s.url('/metrics'));
+  assert.equal(sampleValue(exposition, 'pws_connection_refusals_total', { code: '4004' }), 1);
+  assert.equal(sampleValue(exposition, 'pws_connection_refusals_total', { code: '4001' }), 1);
+  assert.equal(sampleValue(exposition, 'pws_connection_closes_total', { code: '4004' }), undefined);
 });
 
 test('connected follows pusher-js clients up and down; every accepted connection and close counts once', async (t) => {
@@ -336,6 +340,9 @@ test('a receiver more than 1 MB behind is closed, and the others keep receiving'
   for (let i = 0; i < 60; i++) await sdk.trigger('chat', 'big', data);
   await eventually(() => s.server.apps.findById(APP.id)!.sockets.size === 1, 5000, 'the slow socket to be closed');
   assert.equal(fast.raw.texts.filter((text) => text.includes('"big"')).length, 60);
-  const v = appValues(await scrape(s.url('/metrics')), `pws_${port}_`, APP.id);
+  const exposition = await scrape(s.url('/metrics'));
+  const v = appValues(exposition, `pws_${port}_`, APP.id);
   assert.deepEqual([v.connected, v.new_disconnections_total], [1, 1]);
+  // uWS drops it without a close frame.
+  assert.equal(sampleValue(exposition, 'pws_connection_closes_total', { code: '1006' }), 1);
 });

@@ -219,7 +219,7 @@ describe('cache channels', () => {
 describe('on two nodes sharing one Redis', { skip: redisSkip() }, () => {
   test('counts are cluster-wide and the cache is shared', async () => {
     const redis = await startRedis();
-    const env = { ...COUNTS, ADAPTER_DRIVER: 'redis', REDIS_URL: redis.url, ADAPTER_NODE_TIMEOUT: '1000' };
+    const env = { ...COUNTS, ADAPTER_DRIVER: 'redis', REDIS_URL: redis.url, ADAPTER_NODE_TIMEOUT: '5000' };
     const a = await startServer(env);
     const b = await startServer(env);
     try {

@@ -212,6 +212,8 @@ export interface PrometheusOptions {
   jobName?: string;
   /** honor_labels for the scrape jobs (useful when scraping a Pushgateway); default false. */
   honorLabels?: boolean;
+  /** Rule files (absolute paths) to load and evaluate every scrape interval. */
+  ruleFiles?: string[];
 }
 
 export interface PrometheusTarget {
@@ -269,6 +271,7 @@ function buildPrometheusConfig(opts: PrometheusOptions): string {
     `  scrape_interval: ${interval}s`,
     `  scrape_timeout: ${timeout}s`,
     `  evaluation_interval: ${interval}s`,
+    ...(opts.ruleFiles?.length ? ['rule_files:', ...opts.ruleFiles.map((f) => `  - ${yamlStr(f)}`)] : []),
     'scrape_configs:',
   ];
   let i = 0;

@@ -4,12 +4,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as https from 'node:https';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { APP_FAMILIES, appValues, parseExposition, rawGet, sampleValue, scrape } from '../helpers/exposition';
 import { APP, connected, eventually, startServer } from '../helpers/server';
 import { freePort, missingToolSkip, runPromtoolCheckMetrics, startPrometheus } from '../helpers/services';
+import { TLS } from '../helpers/tls';
 
 const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
@@ -81,10 +83,20 @@ test('GET /metrics answers text 0.0.4 with the ten app families, their HELP text
   for (const family of serverFamilies) {
     assert.deepEqual(family.samples.map((s) => [s.name, s.labels, s.value]), [[family.name, { app_id: APP.id }, 0]]);
   }
-  // Everything else is a process or runtime family, under the prefix but without the port.
-  for (const family of exposition.families.values()) {
-    assert.match(family.name, new RegExp(`^pws_(${port}_|process_|nodejs_)`));
-  }
+  // Everything else is under the prefix but without the port: the process and runtime families,
+  // then the newer server families (the REST durations appear with the first REST answer).
+  const rest = [...exposition.families.keys()].filter((name) => !name.startsWith(base) && !/^pws_(process|nodejs)_/.test(name));
+  assert.deepEqual(rest, [
+    'pws_build_info',
+    'pws_memory_threshold_bytes',
+    'pws_channels',
+    'pws_channel_subscriptions',
+    'pws_presence_members',
+    'pws_channel_messages_total',
+    'pws_channel_deliveries_total',
+    'pws_connection_refusals_total',
+    'pws_connection_closes_total',
+  ]);
   assert.ok(exposition.families.has('pws_process_cpu_seconds_total'));
   assert.ok(exposition.families.has('pws_nodejs_gc_duration_seconds'));
 });
@@ -156,6 +168,52 @@ test('METRICS_SERVER_PORT serves /metrics on that port only; the main port answe
   assert.equal(sampleValue(exposition, `pws_${port}_connected`, { app_id: APP.id }), 1);
   assert.equal(sampleValue(exposition, `pws_${port}_new_connections_total`, { app_id: APP.id }), 1);
   assert.ok(![...exposition.families.keys()].some((n) => n.startsWith(`pws_${metricsPort}_`)));
+});
+
+test('HEAD /metrics answers like GET without a body, wherever GET /metrics is served', async (t) => {
+  const metricsPort = await freePort();
+  const cases: Array<[string, Record<string, string>, (s: { url(path: string): string }) => string, number]> = [
+    ['on PORT', { METRICS_ENABLED: '1' }, (s) => s.url('/metrics'), 200],
+    ['on METRICS_SERVER_PORT', { METRICS_ENABLED: '1', METRICS_SERVER_PORT: String(metricsPort) }, () => `http://127.0.0.1:${metricsPort}/metrics`, 200],
+    ['on PORT with METRICS_SERVER_PORT set', { METRICS_ENABLED: '1', METRICS_SERVER_PORT: String(metricsPort) }, (s) => s.url('/metrics'), 404],
+    ['metrics off', {}, (s) => s.url('/metrics'), 404],
+  ];
+  for (const [what, env, url, status] of cases) {
+    const s = await startServer(env);
+    try {
+      const get = await fetch(url(s));
+      await get.arrayBuffer();
+      const head = await fetch(url(s), { method: 'HEAD' });
+      assert.deepEqual([head.status, get.status], [status, status], what);
+      assert.equal(head.headers.get('content-type'), get.headers.get('content-type'), what);
+      assert.equal((await head.arrayBuffer()).byteLength, 0, what);
+    } finally {
+      await s.stop();
+    }
+  }
+});
+
+test('with TLS on, /metrics on PORT is HTTPS and METRICS_SERVER_PORT serves plain HTTP', async (t) => {
+  const ca = fs.readFileSync(TLS.cert);
+  const httpsGet = (url: string) =>
+    new Promise<{ status?: number; type?: string }>((resolve, reject) => {
+      https.get(url, { ca }, (r) => {
+        r.resume();
+        r.on('end', () => resolve({ status: r.statusCode, type: r.headers['content-type'] }));
+      }).on('error', reject);
+    });
+  const tls = { METRICS_ENABLED: '1', SSL_CERT: TLS.cert, SSL_KEY: TLS.key };
+  const onPort = await startServer(tls);
+  t.after(() => onPort.stop());
+  assert.deepEqual(await httpsGet(`https://127.0.0.1:${onPort.port}/metrics`), { status: 200, type: CONTENT_TYPE });
+
+  const metricsPort = await freePort();
+  const apart = await startServer({ ...tls, METRICS_SERVER_PORT: String(metricsPort) });
+  t.after(() => apart.stop());
+  const plain = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+  assert.deepEqual([plain.status, plain.headers.get('content-type')], [200, CONTENT_TYPE]);
+  await plain.arrayBuffer();
+  assert.equal((await httpsGet(`https://127.0.0.1:${apart.port}/metrics`)).status, 404);
 });
 
 test('never OpenMetrics, whatever the Accept header asks for', async (t) => {

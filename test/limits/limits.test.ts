@@ -165,7 +165,7 @@ describe('client events', () => {
 describe('limits shared by two nodes on Redis (RATE_LIMITER_DRIVER=redis)', { skip: redisSkip() }, () => {
   test('the app limit holds across nodes; with Redis gone each node falls back to its own bucket without hanging', async () => {
     const redis = await startRedis();
-    const env = { ADAPTER_DRIVER: 'redis', RATE_LIMITER_DRIVER: 'redis', REDIS_URL: redis.url, ADAPTER_NODE_TIMEOUT: '1000', DEFAULT_APP_MAX_BACKEND_EVENTS_PER_SEC: '4' };
+    const env = { ADAPTER_DRIVER: 'redis', RATE_LIMITER_DRIVER: 'redis', REDIS_URL: redis.url, ADAPTER_NODE_TIMEOUT: '5000', DEFAULT_APP_MAX_BACKEND_EVENTS_PER_SEC: '4' };
     const a = await startServer(env);
     const b = await startServer(env);
     try {

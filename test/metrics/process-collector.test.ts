@@ -4,8 +4,9 @@ import * as fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
-import { ProcessCollector } from '../../src/metrics/process-collector';
+import { countFds, ProcessCollector, type ProcessCollectorOptions } from '../../src/metrics/process-collector';
 import { Registry } from '../../src/metrics/registry';
+import { eventually } from '../helpers/server';
 
 // Value of the sample line that starts with `series ` (name plus rendered labels).
 function sample(body: string, series: string): number {
@@ -20,9 +21,9 @@ function statusKb(field: string): number {
   return Number(match[1]);
 }
 
-function collector(prefix = ''): { registry: Registry; collector: ProcessCollector } {
+function collector(prefix = '', options: ProcessCollectorOptions = {}): { registry: Registry; collector: ProcessCollector } {
   const registry = new Registry();
-  return { registry, collector: new ProcessCollector(registry, { prefix }) };
+  return { registry, collector: new ProcessCollector(registry, { prefix, ...options }) };
 }
 
 test('families are prefixed, in prom-client order, with prom-client HELP texts', (t) => {
@@ -128,26 +129,57 @@ test('heap spaces are labelled without the _space suffix', (t) => {
   assert.ok(sample(body, 'nodejs_heap_space_size_total_bytes{space="old"}') > 0);
 });
 
-test('event-loop delay gauges never show the empty-histogram garbage', async (t) => {
-  const { registry, collector: c } = collector();
+test('open fds: one stat of /proc/self/fd gives the count; a directory that reads size 0 is listed instead', () => {
+  const listed = () => fs.readdirSync('/proc/self/fd').length - 1;
+  const before = countFds()!;
+  assert.ok(Math.abs(before - listed()) <= 1, `${before} vs ${listed()}`);
+  // Ten more files open: the count follows exactly.
+  const fds = Array.from({ length: 10 }, () => fs.openSync('/proc/self/status', 'r'));
+  try {
+    assert.equal(countFds(), before + 10);
+  } finally {
+    for (const fd of fds) fs.closeSync(fd);
+  }
+  assert.equal(countFds(), before);
+  // Kernels before 6.2 report 0 for /proc/self/fd; /proc/self/task does on every kernel, so it takes the listing path.
+  assert.equal(fs.statSync('/proc/self/task').size, 0);
+  assert.equal(countFds('/proc/self/task'), fs.readdirSync('/proc/self/task').length - 1);
+  assert.equal(countFds('/no/such/dir'), null);
+});
+
+const DELAY_STATS = ['min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p99'].map((s) => `nodejs_eventloop_lag_${s}_seconds`);
+
+test('event-loop statistics are 0 until a window closes, then finite, and no render changes them', async (t) => {
+  const { registry, collector: c } = collector('', { eventLoop: { resolutionMs: 10, windowMs: 100, windows: 3 } });
   t.after(() => c.stop());
-  const stats = ['min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p99'].map((s) => `nodejs_eventloop_lag_${s}_seconds`);
-  // Back to back: the monitor has no sample yet, so the values stay at their start, 0.
   for (const body of [registry.render(), registry.render()]) {
-    for (const name of stats) assert.equal(sample(body, name), 0, name);
+    for (const name of DELAY_STATS) assert.equal(sample(body, name), 0, name);
     assert.equal(sample(body, 'nodejs_eventloop_lag_seconds'), 0);
   }
-  await sleep(100);
-  const measured = registry.render();
-  for (const name of stats) {
-    const v = sample(measured, name);
-    assert.ok(Number.isFinite(v) && v >= 0 && v < 5, `${name} ${v}`);
+  await eventually(() => sample(registry.render(), 'nodejs_eventloop_lag_min_seconds') > 0, 10_000, 'a closed window');
+  // Readers in a row (two Prometheus servers and a push, say) all read the same figures.
+  const bodies = [registry.render(), registry.render(), registry.render()];
+  for (const name of DELAY_STATS) {
+    const values = bodies.map((body) => sample(body, name));
+    assert.ok(Number.isFinite(values[0]) && values[0] >= 0 && values[0] < 5, `${name} ${values[0]}`);
+    assert.deepEqual(values, [values[0], values[0], values[0]], name);
   }
-  assert.ok(sample(measured, 'nodejs_eventloop_lag_min_seconds') > 0);
-  assert.ok(sample(measured, 'nodejs_eventloop_lag_seconds') > 0, 'setImmediate lag measured after the previous scrape');
-  // Right after: no new sample, so the previous readings stay.
-  const again = registry.render();
-  for (const name of stats) assert.equal(sample(again, name), sample(measured, name), name);
+  // An interval includes the 10 ms resolution, as monitorEventLoopDelay's readings do.
+  assert.ok(sample(bodies[0], 'nodejs_eventloop_lag_min_seconds') >= 0.009);
+  assert.ok(sample(bodies[0], 'nodejs_eventloop_lag_seconds') > 0, 'setImmediate lag measured after the previous scrape');
+});
+
+test('an event-loop stall shows in max and p99 for as long as its window is kept, then leaves', async (t) => {
+  const { registry, collector: c } = collector('', { eventLoop: { resolutionMs: 10, windowMs: 100, windows: 3 } });
+  t.after(() => c.stop());
+  const stall = Date.now() + 250;
+  while (Date.now() < stall);
+  const max = () => sample(registry.render(), 'nodejs_eventloop_lag_max_seconds');
+  await eventually(() => max() >= 0.25, 10_000, 'the stall in max');
+  // Every reader keeps seeing it while a window holding it is kept, however often it scrapes.
+  for (let i = 0; i < 5; i++) assert.ok(max() >= 0.25);
+  await eventually(() => max() < 0.25, 10_000, 'the stall to leave the kept windows');
+  assert.ok(sample(registry.render(), 'nodejs_eventloop_lag_p99_seconds') < 0.25);
 });
 
 test('every GC entry of a batch is observed, by kind', async (t) => {

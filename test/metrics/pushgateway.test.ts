@@ -5,6 +5,8 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
 import Pusher from 'pusher';
@@ -249,7 +251,7 @@ test('an empty job, a bad URL or a too short interval stop start-up with a clear
   }
 });
 
-test('the driver registers <prefix>pushgateway_push_failures_total at 0, label-less, in the /metrics registry', (t) => {
+test('the driver registers its four families at 0, label-less, in the /metrics registry', (t) => {
   const metrics = new PwsMetrics({ prefix: 'pws_', port: 6001 });
   t.after(() => metrics.stop());
   const driver = new PushgatewayDriver(
@@ -259,12 +261,25 @@ test('the driver registers <prefix>pushgateway_push_failures_total at 0, label-l
   );
   assert.equal(driver.target, 'http://127.0.0.1:9/metrics/job/pws/instance/h:6001');
   assert.equal(driver.timeoutMs, 10000);
-  assert.ok(
-    metrics.render().endsWith(
-      '# HELP pws_pushgateway_push_failures_total Pushes to the Pushgateway that failed: gateway unreachable, non-2xx answer or timeout.\n' +
-        '# TYPE pws_pushgateway_push_failures_total counter\n' +
-        'pws_pushgateway_push_failures_total 0\n',
-    ),
+  const body = metrics.render();
+  const own = body.slice(body.indexOf('# HELP pws_pushgateway_'));
+  const buckets = ['0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1', '2.5', '5', '10', '+Inf'];
+  assert.equal(
+    own,
+    '# HELP pws_pushgateway_push_failures_total Pushes to the Pushgateway that failed: gateway unreachable, non-2xx answer or timeout.\n' +
+      '# TYPE pws_pushgateway_push_failures_total counter\n' +
+      'pws_pushgateway_push_failures_total 0\n' +
+      '# HELP pws_pushgateway_pushes_total Pushes to the Pushgateway, and the delete at shutdown.\n' +
+      '# TYPE pws_pushgateway_pushes_total counter\n' +
+      'pws_pushgateway_pushes_total 0\n' +
+      '# HELP pws_pushgateway_push_duration_seconds Seconds each push to the Pushgateway took, failed ones included.\n' +
+      '# TYPE pws_pushgateway_push_duration_seconds histogram\n' +
+      buckets.map((le) => `pws_pushgateway_push_duration_seconds_bucket{le="${le}"} 0\n`).join('') +
+      'pws_pushgateway_push_duration_seconds_sum 0\n' +
+      'pws_pushgateway_push_duration_seconds_count 0\n' +
+      '# HELP pws_pushgateway_pushed_bytes_total Bytes of push bodies sent to the Pushgateway, gzipped when large.\n' +
+      '# TYPE pws_pushgateway_pushed_bytes_total counter\n' +
+      'pws_pushgateway_pushed_bytes_total 0\n',
   );
 });
 
@@ -311,6 +326,44 @@ test('pushes the /metrics body under job and instance: exact counts, same names,
   assert.equal(samples(text).filter((s) => s.name === 'pushgateway_http_requests_total' && s.labels.code !== '200').length, 0);
   assert.equal(value(text, 'pws_pushgateway_push_failures_total', group), 0);
   assert.equal(value(scrape, 'pws_pushgateway_push_failures_total', {}), 0);
+});
+
+test('a large body is pushed gzipped and a small one plain; every push counted and timed, its bytes added', { skip }, async (t) => {
+  const defer = cleanups(t);
+  const gw = await startPushgateway();
+  defer(() => gw.stop());
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pws-pushgateway-'));
+  defer(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const config = path.join(dir, 'apps.json');
+  fs.writeFileSync(config, JSON.stringify({ apps: [APP, ...Array.from({ length: 199 }, (_, i) => ({ id: `app-${i + 1}`, key: `key-${i + 1}`, secret: `s-${i + 1}` }))] }));
+
+  for (const [instance, configPath, gzipped] of [['node-large', config, true], ['node-small', undefined, false]] as const) {
+    const srv = await startServer(pushgatewayEnv(gw.url, { METRICS_PUSHGATEWAY_INSTANCE: instance }), configPath);
+    defer(() => srv.stop());
+    const group = { job: 'pws', instance };
+    const lastApp = gzipped ? 'app-199' : APP.id;
+    const first = await gatewayUntil(gw, (x) => value(x, 'pws_0_connected', { app_id: lastApp, ...group }) === 0, `${instance} in the gateway`);
+    await gatewayUntil(gw, (x) => value(x, 'push_time_seconds', group)! > value(first, 'push_time_seconds', group)!, `${instance}: one more push`);
+    const text = await gw.metricsText();
+    assert.equal(value(text, 'push_failure_time_seconds', group), 0, instance);
+
+    const scrape = await serverMetrics(srv);
+    const pushes = value(scrape, 'pws_pushgateway_pushes_total', {})!;
+    assert.ok(pushes >= 2, `${instance}: ${pushes} pushes`);
+    assert.equal(value(scrape, 'pws_pushgateway_push_duration_seconds_count', {}), pushes);
+    assert.ok(value(scrape, 'pws_pushgateway_push_duration_seconds_sum', {})! > 0);
+    assert.equal(value(scrape, 'pws_pushgateway_push_failures_total', {}), 0);
+    const perPush = value(scrape, 'pws_pushgateway_pushed_bytes_total', {})! / pushes;
+    const plain = Buffer.byteLength(scrape);
+    t.diagnostic(`${instance}: ${plain} bytes rendered, ${Math.round(perPush)} bytes per push`);
+    if (gzipped) {
+      assert.ok(plain >= 14600, `${plain} bytes`);
+      assert.ok(perPush < plain / 5, `${perPush} bytes per push for a ${plain}-byte body`);
+    } else {
+      assert.ok(plain < 14600, `${plain} bytes`);
+      assert.ok(Math.abs(perPush - plain) < plain * 0.1, `${perPush} bytes per push for a ${plain}-byte body`);
+    }
+  }
 });
 
 test('each push replaces the whole group (PUT): counts never add up, foreign families vanish', { skip }, async (t) => {
@@ -440,6 +493,9 @@ test('gateway down: clients unaffected, failures counted and logged once, then p
   assert.ok(failed >= 3, recovered);
   assert.equal(value(text, 'pws_pushgateway_push_failures_total', group), failed);
   assert.equal(await failuresOnServer(srv), failed);
+  // Failed pushes count as pushes; the body that landed was rendered before its own push was counted.
+  assert.equal(value(text, 'pws_pushgateway_pushes_total', group), failed);
+  assert.equal(value(text, 'pws_pushgateway_push_duration_seconds_count', group), failed);
   assert.equal(value(text, 'push_failure_time_seconds', group), 0);
   assert.equal(srv.log.matching(/^warn /).length, 1);
   assert.equal(client.connection.state, 'connected');
