@@ -15,6 +15,11 @@ export type ClientCommand =
   | { op: 'expect'; total: number }
   /** Report the delivery count now. */
   | { op: 'count' }
+  /**
+   * Subscribe each open socket i to `channels` more channels, `<prefix><i>-<k>`, at most `wave`
+   * of them in flight per socket, and report `subscribed` once every one is confirmed.
+   */
+  | { op: 'subscribe'; prefix: string; channels: number; wave: number }
   /** Close every socket and report `closed` once they are. */
   | { op: 'close' };
 
@@ -23,6 +28,7 @@ export type ClientReport =
   | { op: 'opened'; count: number; ms: number }
   | { op: 'delivered'; count: number }
   | { op: 'count'; count: number; sockets: number }
+  | { op: 'subscribed'; count: number; ms: number }
   | { op: 'closed' }
   | { op: 'error'; message: string };
 
@@ -31,12 +37,15 @@ export type ClientReport =
 const EVENT_NAME_AT = '{"event":"'.length;
 const B = 'b'.charCodeAt(0);
 const PING = '{"event":"pusher:ping"';
+const SUCCEEDED = '{"event":"pusher_internal:subscription_succeeded"';
 const PONG = '{"event":"pusher:pong","data":{}}';
 
 const sockets: WebSocket[] = [];
 let delivered = 0;
 let target = Infinity;
 let closing = false;
+// The wave of subscriptions the 'subscribe' command awaits: confirmations left, and what to call at 0.
+let awaiting: { left: number; done: () => void } | null = null;
 
 function report(message: ClientReport): void {
   process.send!(message);
@@ -52,6 +61,8 @@ function onFrame(this: WebSocket, data: Buffer): void {
   } else if (data.length < 64 && data.toString().startsWith(PING)) {
     // Servers ping sockets that have been silent for their activity timeout; answer like pusher-js.
     this.send(PONG);
+  } else if (awaiting !== null && data.toString('latin1', 0, SUCCEEDED.length) === SUCCEEDED) {
+    if (--awaiting.left === 0) awaiting.done();
   }
 }
 
@@ -99,6 +110,24 @@ async function open(urls: string[], count: number, channel: string | null, wave:
   report({ op: 'opened', count: sockets.length, ms: performance.now() - start });
 }
 
+// Waves of `wave` subscriptions per socket, so the confirmations queued on the server stay far
+// below its 1 MB backpressure limit however many channels a socket takes.
+async function subscribeAll(prefix: string, channels: number, wave: number): Promise<void> {
+  const start = performance.now();
+  for (let from = 0; from < channels; from += wave) {
+    const n = Math.min(wave, channels - from);
+    const done = new Promise<void>((resolve) => {
+      awaiting = { left: n * sockets.length, done: resolve };
+    });
+    sockets.forEach((ws, i) => {
+      for (let k = from; k < from + n; k++) ws.send(JSON.stringify({ event: 'pusher:subscribe', data: { channel: `${prefix}${i}-${k}` } }));
+    });
+    await done;
+  }
+  awaiting = null;
+  report({ op: 'subscribed', count: channels * sockets.length, ms: performance.now() - start });
+}
+
 async function closeAll(): Promise<void> {
   closing = true;
   const closed = sockets.map((ws) => (ws.readyState === WebSocket.CLOSED ? null : new Promise((r) => ws.once('close', r))));
@@ -119,6 +148,9 @@ process.on('message', (command: ClientCommand) => {
       return;
     case 'count':
       report({ op: 'count', count: delivered, sockets: sockets.length });
+      return;
+    case 'subscribe':
+      subscribeAll(command.prefix, command.channels, command.wave).catch((err: Error) => fail(`subscribing: ${err.message}`));
       return;
     case 'close':
       closeAll().catch((err: Error) => fail(`closing sockets: ${err.message}`));

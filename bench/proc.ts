@@ -310,6 +310,11 @@ export interface ClientProcess {
    * and resolves with the milliseconds it took.
    */
   open(url: string | string[], count: number, channel: string | null, wave?: number): Promise<number>;
+  /**
+   * Subscribes each open socket i to `channels` more channels named `<prefix><i>-<k>`, `wave` at
+   * a time per socket, and resolves with the milliseconds it took once every one is confirmed.
+   */
+  subscribe(prefix: string, channels: number, wave?: number): Promise<number>;
   /** Resets the delivery count; delivered() resolves once it reaches `total`. */
   expect(total: number): void;
   /** Resolves when the expected deliveries have arrived; rejects after `timeoutMs` with how many did. */
@@ -387,6 +392,11 @@ export function startClient(fds: number): ClientProcess {
       const urls = typeof url === 'string' ? [url] : url;
       const reply = wait('opened', 120_000, async () => `opening ${n} sockets to ${urls[0]} took over 120 s`);
       send({ op: 'open', urls, count: n, channel, wave });
+      return ((await reply) as { ms: number }).ms;
+    },
+    async subscribe(prefix, channels, wave = 500) {
+      const reply = wait('subscribed', 120_000, async () => `subscribing to ${channels} channels per socket took over 120 s`);
+      send({ op: 'subscribe', prefix, channels, wave });
       return ((await reply) as { ms: number }).ms;
     },
     expect(total) {
