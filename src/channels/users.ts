@@ -31,8 +31,8 @@ export class Users {
     }
     if (typeof id !== 'string' || id === '') throw new PusherError(ErrorCode.unauthorized, 'pusher:signin user_data must have a non-empty string id', true);
 
-    if (socket.userId !== null) this.forget(ws);
-    socket.userId = id;
+    this.forget(ws);
+    app.signedIn.set(ws, id);
     let sockets = app.users.get(id);
     let listening: void | Promise<void> = undefined;
     if (sockets === undefined) {
@@ -48,20 +48,21 @@ export class Users {
     });
   }
 
-  /** Drops a socket from its user's set (on close or re-sign-in). */
+  /** Drops a signed-in socket from its user's set (on close or re-sign-in). */
   forget(ws: Socket): void {
     const socket = ws.getUserData();
-    if (socket.userId === null) return;
     const app = socket.app;
-    const sockets = app.users.get(socket.userId);
+    const userId = app.signedIn.get(ws);
+    if (userId === undefined) return;
+    app.signedIn.delete(ws);
+    const sockets = app.users.get(userId);
     if (sockets !== undefined) {
       sockets.delete(ws);
       if (sockets.size === 0) {
-        app.users.delete(socket.userId);
-        this.broadcaster.unlisten(app, userChannel(socket.userId));
+        app.users.delete(userId);
+        this.broadcaster.unlisten(app, userChannel(userId));
       }
     }
-    if (socket.ended === null) this.fanOut.leave(ws, app, userChannel(socket.userId));
-    socket.userId = null;
+    if (socket.ended === null) this.fanOut.leave(ws, app, userChannel(userId));
   }
 }

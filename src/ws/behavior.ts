@@ -65,11 +65,11 @@ export function wsBehavior(ctx: WsContext): WebSocketBehavior<SocketData> {
       const key = req.getParameter(0);
       const app = ctx.apps.findByKey(key);
       const data: SocketData = {
-        nonce: randomInt(1, 2 ** 30),
+        // randomInt hands back a heap number; `| 0` makes it the small integer SocketData needs.
+        nonce: randomInt(1, 2 ** 30) | 0,
         slot: -1,
         app: app ?? NO_APP,
         channels: null,
-        userId: null,
         activity: clock(),
         ended: refusal(ctx, app, req.getQuery('protocol')),
       };
