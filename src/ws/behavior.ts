@@ -1,4 +1,3 @@
-import { randomInt } from 'node:crypto';
 import { AppState, type Apps } from '../apps';
 import type { Channels } from '../channels/channels';
 import { relayClientEvent } from '../channels/client-events';
@@ -11,7 +10,7 @@ import type { Log } from '../log';
 import type { PwsMetrics } from '../metrics/pws-metrics';
 import type { Options } from '../options';
 import { PONG_FRAME, connectionEstablished, decodeFrame, errorFrame, subscriptionErrorFrame } from '../protocol/frames';
-import { SOCKET_CLOSED, idOf, socketId, type Socket, type SocketData } from './socket';
+import { SOCKET_CLOSED, idOf, randomNonce, socketId, type Socket, type SocketData } from './socket';
 import { clock } from '../clock';
 import type { Users } from '../channels/users';
 import type { HttpRequest, HttpResponse, us_socket_context_t } from '../uws';
@@ -65,8 +64,7 @@ export function wsBehavior(ctx: WsContext): WebSocketBehavior<SocketData> {
       const key = req.getParameter(0);
       const app = ctx.apps.findByKey(key);
       const data: SocketData = {
-        // randomInt hands back a heap number; `| 0` makes it the small integer SocketData needs.
-        nonce: randomInt(1, 2 ** 30) | 0,
+        nonce: randomNonce(),
         slot: -1,
         app: app ?? NO_APP,
         channels: null,

@@ -1,3 +1,4 @@
+import { randomFillSync } from 'node:crypto';
 import type { WebSocket } from '../uws';
 import type { AppState } from '../apps';
 import { PusherError } from '../protocol/errors';
@@ -35,6 +36,20 @@ export type Socket = WebSocket<SocketData>;
 /** The Pusher socket id of a socket: two integers joined by a dot. */
 export function socketId(ws: Socket): string {
   return idOf(ws.getUserData());
+}
+
+// Nonces are drawn from random bytes fetched 1,024 at a time: crypto.randomInt per connect costs
+// more and returns a heap number, which would box the field in every socket.
+const nonces = new Int32Array(1024);
+let nextNonce = nonces.length;
+
+/** A random nonce in [1, 2^30), a small integer. */
+export function randomNonce(): number {
+  if (nextNonce === nonces.length) {
+    randomFillSync(nonces);
+    nextNonce = 0;
+  }
+  return nonces[nextNonce++] & 0x3fffffff || 1;
 }
 
 /** The socket id from the socket's state, which stays readable after uWS has closed the socket. */
