@@ -82,7 +82,10 @@ export class Channels {
 
     if (kind === 'presence') return this.joinPresence(ws, socket, name, channelData!);
     const channel = this.attach(ws, socket, name, '');
-    return settle(listened(channel, this.ctx.state.join(app, name, false, null)), (edges) => this.joined(ws, socket, name, edges, '', undefined));
+    const join = listened(channel, this.ctx.state.join(app, name, false, null));
+    // Not settle(): its callback would be a closure allocated on every subscribe, also on one node.
+    if (join instanceof Promise) return join.then((edges) => this.joined(ws, socket, name, edges, '', undefined));
+    this.joined(ws, socket, name, join, '', undefined);
   }
 
   // pusher-js subscribes to its user's #server-to-user-<id> after sign-in. Sign-in already
