@@ -50,8 +50,12 @@ function readProc(path: string): string | null {
   }
 }
 
+// Linux 6.2 and later give the count as the size of /proc/self/fd: listing the directory instead
+// made a string per descriptor, 15 ms of CPU per scrape at 18,000 sockets. Older kernels say 0.
 function countFds(): number | null {
   try {
+    const size = fs.statSync('/proc/self/fd').size;
+    if (size > 0) return size;
     // The directory handle that readdir opens is itself listed.
     return fs.readdirSync('/proc/self/fd').length - 1;
   } catch {
