@@ -6,17 +6,24 @@
 // 2. N sockets that connect and subscribe to one channel: the growth of RssAnon per socket, read
 //    1 s after the last confirmation, and the server's CPU over the connect phase per 1,000;
 // 3. pws-server only: GET /metrics, timed, with the N sockets open;
-// 4. a broadcast of --capacity-events events in requests of 10, every delivery counted;
-// 5. one more socket that subscribes to --capacity-channels channels of their own: the growth of
-//    RssAnon per subscription, for a socket on many channels.
+// 4. a broadcast of --capacity-events events in requests of 10, every delivery counted.
+//
+// Then, in other fresh processes, the same warm-up and one socket that subscribes to
+// --capacity-channels channels of its own: the growth of RssAnon per subscription. That burst
+// moves V8's young generation by a step of 4 to 16 MB, which at 10,000 subscriptions is ±400 to
+// 1,600 bytes each depending on where the heap's sizing stood, so the budget's figure is read
+// after a full garbage collection, forced through the inspector in both servers before both
+// readings; the figure 1 s after the burst is shown beside it.
 //
 // Memory figures are medians over the processes, CPU figures over all of them together.
 import { APP, BATCH, contenderSpecs, pwsSender, referenceSender } from './fanout';
 import {
   anonymousMemory,
   CLK_TCK,
+  collectGarbage,
   cpuTicks,
   hardOpenFileLimit,
+  INSPECT_FLAG,
   median,
   openFiles,
   processOpenFileLimit,
@@ -57,8 +64,14 @@ interface Sample {
   scrape: { medianMs: number; serverCpuMs: number; bodyBytes: number } | null;
   broadcastTicks: number;
   broadcastMs: number;
-  /** Growth of RssAnon per subscription of the socket on many channels. */
-  perSubscription: number;
+}
+
+/** One fresh process's figures for the socket on many channels. */
+interface ManySample {
+  /** Growth of RssAnon per subscription, both readings after a full GC. */
+  kept: number;
+  /** The same, read 1 s after the last confirmation, without a GC. */
+  afterBurst: number;
   subscribeTicks: number;
 }
 
@@ -73,12 +86,17 @@ export interface CapacityFigures {
   /** VmRSS with the N sockets open (median). */
   rssBytes: number;
   cpuSecondsPer1000Connects: number;
+  /** Lowest and highest of a single process. */
+  cpuPer1000ConnectsRange: [number, number];
   connectsPerSecond: number;
   scrape: { medianMs: number; serverCpuMs: number; bodyBytes: number } | null;
   broadcastCpuPerMillion: number;
   broadcastDeliveriesPerSecond: number;
+  /** Per subscription of the socket on many channels, after a full GC (median). */
   perSubscriptionBytes: number;
   perSubscriptionRange: [number, number];
+  /** The same without the GC, 1 s after the burst (median). */
+  perSubscriptionAfterBurstBytes: number;
   cpuMsPer1000Subscriptions: number;
   anonRatioToReference: number;
   connectCpuRatioToReference: number;
@@ -107,7 +125,6 @@ async function sample(spec: ServerSpec, pws: boolean, asked: number, options: Be
   const fds = Number.isFinite(asked) ? Math.min(hardOpenFileLimit(), asked + 1024) : hardOpenFileLimit();
   const server = await startServer({ ...spec, fds });
   const client = startClient(fds);
-  let many: ClientProcess | null = null;
   try {
     const url = wsUrl(server);
     for (let i = 0; i < WARM_UP_CYCLES; i++) {
@@ -146,17 +163,6 @@ async function sample(spec: ServerSpec, pws: boolean, asked: number, options: Be
     const broadcastMs = performance.now() - broadcastStart;
     await client.verify();
 
-    const channels = options.capacityChannels;
-    many = startClient(1024);
-    await many.open(url, 1, null);
-    await sleep(SETTLE_MS);
-    const beforeMany = memory(server.pid);
-    const subscribeStart = cpuTicks(server.pid);
-    await many.subscribe(`many-${process.pid}-`, channels);
-    const subscribeTicks = cpuTicks(server.pid) - subscribeStart;
-    await sleep(SETTLE_MS);
-    const perSubscription = (memory(server.pid).anon - beforeMany.anon) / channels;
-
     return {
       sockets,
       limits,
@@ -170,12 +176,35 @@ async function sample(spec: ServerSpec, pws: boolean, asked: number, options: Be
         scrape,
         broadcastTicks,
         broadcastMs,
-        perSubscription,
-        subscribeTicks,
       },
     };
   } finally {
-    await many?.stop();
+    await client.stop();
+    await server.stop();
+  }
+}
+
+async function manyChannelsSample(spec: ServerSpec, channels: number): Promise<ManySample> {
+  const server = await startServer({ ...spec, fds: 2048, nodeFlags: [...(spec.nodeFlags ?? []), INSPECT_FLAG] });
+  const client = startClient(2048);
+  try {
+    const url = wsUrl(server);
+    for (let i = 0; i < WARM_UP_CYCLES; i++) {
+      await client.open(url, WARM_UP, CHANNEL);
+      await client.close();
+    }
+    await client.open(url, 1, null);
+    await collectGarbage(server);
+    const before = residentMemory(server.pid).anon;
+    const start = cpuTicks(server.pid);
+    await client.subscribe(`many-${process.pid}-`, channels);
+    const subscribeTicks = cpuTicks(server.pid) - start;
+    await sleep(SETTLE_MS);
+    const afterBurst = residentMemory(server.pid).anon;
+    await collectGarbage(server);
+    const kept = residentMemory(server.pid).anon;
+    return { kept: (kept - before) / channels, afterBurst: (afterBurst - before) / channels, subscribeTicks };
+  } finally {
     await client.stop();
     await server.stop();
   }
@@ -186,6 +215,7 @@ export async function run(options: BenchOptions): Promise<PartResult<CapacityRes
   const specs = contenderSpecs(options, 0, 'capacity');
   const keys = ['on', 'reference'] as const;
   const samples = new Map<(typeof keys)[number], Sample[]>(keys.map((k) => [k, []]));
+  const manySamples = new Map<(typeof keys)[number], ManySample[]>(keys.map((k) => [k, []]));
   let sockets = options.capacitySockets;
   let limits: CapacityResult['limits'] | null = null;
   for (let r = 0; r < options.repeats; r++) {
@@ -196,15 +226,18 @@ export async function run(options: BenchOptions): Promise<PartResult<CapacityRes
       sockets = s.sockets;
       limits ??= s.limits;
       samples.get(key)!.push(s.sample);
-      options.log(
-        `capacity ${r + 1}/${options.repeats}: ${specs[key].name}: ${sockets} subscribed sockets, ${(s.sample.anon / 1024).toFixed(2)} KB each; ` +
-          `${options.capacityChannels} channels on one socket, ${Math.round(s.sample.perSubscription)} B each`,
-      );
+      options.log(`capacity ${r + 1}/${options.repeats}: ${specs[key].name}: ${sockets} subscribed sockets, ${(s.sample.anon / 1024).toFixed(2)} KB each`);
+    }
+    for (const key of keys) {
+      const m = await manyChannelsSample(specs[key], options.capacityChannels);
+      manySamples.get(key)!.push(m);
+      options.log(`capacity ${r + 1}/${options.repeats}: ${specs[key].name}: one socket on ${options.capacityChannels} channels, ${Math.round(m.kept)} B each kept`);
     }
   }
   const events = options.capacityEvents;
   const figures = keys.map((key) => {
     const list = samples.get(key)!;
+    const many = manySamples.get(key)!;
     const mid = (f: (s: Sample) => number): number => median(list.map(f));
     const range = (f: (s: Sample) => number): [number, number] => [Math.min(...list.map(f)), Math.max(...list.map(f))];
     const total = (f: (s: Sample) => number): number => list.reduce((sum, s) => sum + f(s), 0);
@@ -219,6 +252,7 @@ export async function run(options: BenchOptions): Promise<PartResult<CapacityRes
       otherAnonPerSocketBytes: mid((s) => s.other),
       rssBytes: mid((s) => s.rssAfterConnect),
       cpuSecondsPer1000Connects: total((s) => s.connectTicks) / CLK_TCK / ((sockets * list.length) / 1000),
+      cpuPer1000ConnectsRange: range((s) => s.connectTicks / CLK_TCK / (sockets / 1000)),
       connectsPerSecond: (sockets * list.length) / (total((s) => s.connectMs) / 1000),
       scrape:
         scrapes.length === 0
@@ -226,9 +260,10 @@ export async function run(options: BenchOptions): Promise<PartResult<CapacityRes
           : { medianMs: median(scrapes.map((s) => s.medianMs)), serverCpuMs: median(scrapes.map((s) => s.serverCpuMs)), bodyBytes: scrapes[0].bodyBytes },
       broadcastCpuPerMillion: total((s) => s.broadcastTicks) / CLK_TCK / (deliveries / 1e6),
       broadcastDeliveriesPerSecond: deliveries / (total((s) => s.broadcastMs) / 1000),
-      perSubscriptionBytes: mid((s) => s.perSubscription),
-      perSubscriptionRange: range((s) => s.perSubscription),
-      cpuMsPer1000Subscriptions: (total((s) => s.subscribeTicks) / CLK_TCK / ((options.capacityChannels * list.length) / 1000)) * 1000,
+      perSubscriptionBytes: median(many.map((m) => m.kept)),
+      perSubscriptionRange: [Math.min(...many.map((m) => m.kept)), Math.max(...many.map((m) => m.kept))] as [number, number],
+      perSubscriptionAfterBurstBytes: median(many.map((m) => m.afterBurst)),
+      cpuMsPer1000Subscriptions: (many.reduce((sum, m) => sum + m.subscribeTicks, 0) / CLK_TCK / ((options.capacityChannels * many.length) / 1000)) * 1000,
     };
   });
   const ref = figures[1];
@@ -254,7 +289,7 @@ function report(result: CapacityResult): PartResult<CapacityResult> {
   const int = (n: number): string => Math.round(n).toLocaleString('en-US');
   const [pws, ref] = result.servers;
   const table: string[][] = [
-    ['server', 'RSS / socket, KB', 'range', 'vs reference', 'malloc + V8/other', 'VmRSS, MB', 'CPU ms / 1,000 connects', 'vs reference', 'connects/s'],
+    ['server', 'RSS / socket, KB', 'range', 'vs reference', 'malloc + V8/other', 'VmRSS, MB', 'CPU ms / 1,000 connects', 'range', 'vs reference', 'connects/s'],
   ];
   for (const s of result.servers) {
     table.push([
@@ -265,11 +300,14 @@ function report(result: CapacityResult): PartResult<CapacityResult> {
       `${kb(s.mallocPerSocketBytes)} + ${kb(s.otherAnonPerSocketBytes)}`,
       (s.rssBytes / 2 ** 20).toFixed(0),
       (s.cpuSecondsPer1000Connects * 1000).toFixed(1),
+      `${(s.cpuPer1000ConnectsRange[0] * 1000).toFixed(1)}–${(s.cpuPer1000ConnectsRange[1] * 1000).toFixed(1)}`,
       `${s.connectCpuRatioToReference.toFixed(2)}x`,
       int(s.connectsPerSecond),
     ]);
   }
-  const more: string[][] = [['server', 'broadcast CPU s / 1M deliveries', 'vs reference', 'deliveries/s', 'B / subscription, many channels', 'range', 'CPU ms / 1,000 subscriptions']];
+  const more: string[][] = [
+    ['server', 'broadcast CPU s / 1M deliveries', 'vs reference', 'deliveries/s', 'B / subscription, many channels, kept', 'range', '1 s after, no GC', 'CPU ms / 1,000 subscriptions'],
+  ];
   for (const s of result.servers) {
     more.push([
       s.server,
@@ -278,6 +316,7 @@ function report(result: CapacityResult): PartResult<CapacityResult> {
       int(s.broadcastDeliveriesPerSecond),
       int(s.perSubscriptionBytes),
       `${int(s.perSubscriptionRange[0])}–${int(s.perSubscriptionRange[1])}`,
+      int(s.perSubscriptionAfterBurstBytes),
       s.cpuMsPer1000Subscriptions.toFixed(1),
     ]);
   }
@@ -293,7 +332,8 @@ function report(result: CapacityResult): PartResult<CapacityResult> {
     `  limits: open files ${int(l.openFiles)} per process (hard ${int(l.hardOpenFiles)}), ${l.serverFdsAtStart} held by the server after its warm-up, ${l.clientFdsAtStart} by the client, ${FD_MARGIN} kept free`,
     'RSS / socket: growth of RssAnon over the connect phase, read 1 s after the last confirmation, split into the malloc heap and other mappings (mostly V8)',
     `broadcast: ${result.events} events in requests of ${BATCH} to all ${int(result.sockets)} sockets per process, every delivery counted`,
-    `many channels: one more socket subscribes to ${int(result.channelsPerSocket)} channels of its own; growth of RssAnon per subscription`,
+    `many channels: in other fresh processes, one socket subscribes to ${int(result.channelsPerSocket)} channels of its own; growth of RssAnon per subscription,`,
+    '  kept: both readings after a full GC forced through the inspector (the burst moves V8\'s young generation by a step of 4-16 MB)',
   ];
   if (pws.scrape !== null) {
     notes.push(`GET /metrics with ${int(result.sockets)} sockets open: ${pws.scrape.medianMs.toFixed(2)} ms round trip (median of ${SCRAPES}), ${pws.scrape.serverCpuMs.toFixed(2)} ms server CPU each, ${pws.scrape.bodyBytes} bytes`);

@@ -275,6 +275,38 @@ export function spawnNode(args: string[], env: NodeJS.ProcessEnv, fds: number, s
   return spawn('bash', ['-c', `ulimit -n ${fds} || exit 97; exec ${quoted}`], { env, stdio, cwd: ROOT });
 }
 
+/** Node flag for startServer's spec: an inspector on a free loopback port, for collectGarbage(). */
+export const INSPECT_FLAG = '--inspect=127.0.0.1:0';
+
+/**
+ * A full garbage collection in a server started with INSPECT_FLAG, through the inspector's
+ * HeapProfiler.collectGarbage: V8 collects everything unreachable and gives back the pages its
+ * heap no longer needs, so RSS read afterwards holds what the process keeps, not where its heap
+ * sizing happened to stand.
+ */
+export async function collectGarbage(server: ServerProcess): Promise<void> {
+  const url = /Debugger listening on (ws:\/\/\S+)/.exec(server.output())?.[1];
+  if (url === undefined) throw new Error(`${server.name} has no inspector: start it with ${INSPECT_FLAG}`);
+  const { default: WebSocket } = await import('ws');
+  const inspector = new WebSocket(url);
+  try {
+    await once(inspector, 'open');
+    const done = new Promise<void>((resolvePromise, reject) => {
+      inspector.on('message', (message) => {
+        const reply = JSON.parse(message.toString()) as { id?: number; error?: { message: string } };
+        if (reply.id !== 1) return;
+        if (reply.error !== undefined) reject(new Error(`HeapProfiler.collectGarbage: ${reply.error.message}`));
+        else resolvePromise();
+      });
+      inspector.once('error', reject);
+    });
+    inspector.send(JSON.stringify({ id: 1, method: 'HeapProfiler.collectGarbage' }));
+    await done;
+  } finally {
+    inspector.close();
+  }
+}
+
 export function accepts(port: number): Promise<boolean> {
   return new Promise((resolvePromise) => {
     const socket = connect(port, '127.0.0.1');
