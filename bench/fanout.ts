@@ -48,7 +48,7 @@ interface Contender {
 }
 
 /** One measured round: M events to N sockets on one server. */
-interface Round {
+export interface Round {
   ticks: number;
   ms: number;
   deliveries: number;
@@ -164,13 +164,14 @@ async function round(c: Contender, sockets: number, events: number, { batch, inF
   return { ticks, ms, deliveries };
 }
 
-function figures(c: Contender, rounds: Round[]): Omit<FanOutFigures, 'ratioToReference'> {
+/** A server's figures over its rounds: CPU per million deliveries, in all and per round. */
+export function figures(server: string, rounds: Round[]): Omit<FanOutFigures, 'ratioToReference'> {
   const ticks = rounds.reduce((s, r) => s + r.ticks, 0);
   const deliveries = rounds.reduce((s, r) => s + r.deliveries, 0);
   const ms = rounds.reduce((s, r) => s + r.ms, 0);
   const perRound = rounds.map((r) => r.ticks / CLK_TCK / (r.deliveries / 1e6));
   return {
-    server: c.server.name,
+    server,
     rounds: rounds.length,
     deliveries,
     cpuSeconds: ticks / CLK_TCK,
@@ -180,7 +181,31 @@ function figures(c: Contender, rounds: Round[]): Omit<FanOutFigures, 'ratioToRef
   };
 }
 
-/** Runs both passes on all three servers and returns the table and budgets. */
+/**
+ * Plays rounds on each contender in turn and returns each one's measured rounds. A warm-up
+ * round each (JIT, buffers) also sizes the measurement: enough rounds that the cheapest spends
+ * options.minCpu seconds, so 10 ms ticks stay below 0.5 %. Who goes first rotates, so that no
+ * contender always runs right after the same one.
+ */
+export async function takeTurns<C>(contenders: C[], play: (c: C) => Promise<Round>, options: BenchOptions, what: string): Promise<Round[][]> {
+  let cheapest = Infinity;
+  for (const c of contenders) {
+    const warm = await play(c);
+    cheapest = Math.min(cheapest, Math.max(1, warm.ticks) / CLK_TCK);
+  }
+  const rounds = Math.max(options.minRounds, Math.min(options.maxRounds, Math.ceil(options.minCpu / cheapest)));
+  options.log(`${what}: ${rounds} rounds per server`);
+  const measured = contenders.map((): Round[] => []);
+  for (let r = 0; r < rounds; r++) {
+    for (let i = 0; i < contenders.length; i++) {
+      const k = (r + i) % contenders.length;
+      measured[k].push(await play(contenders[k]));
+    }
+  }
+  return measured;
+}
+
+/** Runs the passes on all three servers and returns the table and budgets. */
 export async function run(options: BenchOptions): Promise<PartResult<FanOutResult>> {
   const { sockets, events } = options;
   const fds = sockets + 1024;
@@ -197,24 +222,11 @@ export async function run(options: BenchOptions): Promise<PartResult<FanOutResul
 
     const result: FanOutResult = { sockets, events, payloadBytes: DATA.length, frameBytes: JSON.stringify({ event: EVENT, channel: CHANNEL, data: DATA }).length, passes: [] };
     for (const p of PASSES) {
-      // A warm-up round each (JIT, buffers), which also sizes the measurement: enough rounds that
-      // the cheapest server spends options.minCpu seconds, so 10 ms ticks stay below 0.5 %.
-      let cheapest = Infinity;
-      for (const c of contenders) {
-        const warm = await round(c, sockets, events, p, options.timeoutMs);
-        cheapest = Math.min(cheapest, Math.max(1, warm.ticks) / CLK_TCK);
-      }
-      const rounds = Math.max(options.minRounds, Math.min(options.maxRounds, Math.ceil(options.minCpu / cheapest)));
-      options.log(`fanout ${p.pass}: ${rounds} rounds of ${events} events x ${sockets} sockets per server`);
-      const measured = new Map<Contender['key'], Round[]>(contenders.map((c) => [c.key, []]));
-      for (let r = 0; r < rounds; r++) {
-        // Rotate who goes first, so no server always runs right after the same one.
-        for (let i = 0; i < contenders.length; i++) {
-          const c = contenders[(r + i) % contenders.length];
-          measured.get(c.key)!.push(await round(c, sockets, events, p, options.timeoutMs));
-        }
-      }
-      const by = (key: Contender['key']) => figures(contenders.find((c) => c.key === key)!, measured.get(key)!);
+      const measured = await takeTurns(contenders, (c) => round(c, sockets, events, p, options.timeoutMs), options, `fanout ${p.pass}: ${events} events x ${sockets} sockets`);
+      const by = (key: Contender['key']) => {
+        const k = contenders.findIndex((c) => c.key === key);
+        return figures(contenders[k].server.name, measured[k]);
+      };
       const ref = by('reference');
       const servers = (['on', 'off', 'reference'] as const).map((key) => {
         const f = by(key);

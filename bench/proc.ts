@@ -339,9 +339,12 @@ export interface ClientProcess {
   pid: number;
   /**
    * Opens `count` sockets (in waves of `wave` handshakes), socket i to urls[i % urls.length],
-   * and resolves with the milliseconds it took.
+   * each subscribed to `channel` if given (a private one signed with `auth`), and resolves with
+   * the milliseconds it took.
    */
-  open(url: string | string[], count: number, channel: string | null, wave?: number): Promise<number>;
+  open(url: string | string[], count: number, channel: string | null, wave?: number, auth?: { key: string; secret: string }): Promise<number>;
+  /** Every open socket sends `count` client events (no reply: the deliveries an expect() awaits are the answer). */
+  trigger(event: string, channel: string, data: string, count: number): void;
   /**
    * Subscribes each open socket i to `channels` more channels named `<prefix><i>-<k>`, `wave` at
    * a time per socket, and resolves with the milliseconds it took once every one is confirmed.
@@ -420,11 +423,14 @@ export function startClient(fds: number): ClientProcess {
   let pending: Promise<Report> | null = null;
   return {
     pid: child.pid!,
-    async open(url, n, channel, wave = 200) {
+    async open(url, n, channel, wave = 200, auth) {
       const urls = typeof url === 'string' ? [url] : url;
       const reply = wait('opened', 120_000, async () => `opening ${n} sockets to ${urls[0]} took over 120 s`);
-      send({ op: 'open', urls, count: n, channel, wave });
+      send({ op: 'open', urls, count: n, channel, wave, auth });
       return ((await reply) as { ms: number }).ms;
+    },
+    trigger(event, channel, data, count) {
+      send({ op: 'trigger', event, channel, data, count });
     },
     async subscribe(prefix, channels, wave = 500) {
       const reply = wait('subscribed', 120_000, async () => `subscribing to ${channels} channels per socket took over 120 s`);

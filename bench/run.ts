@@ -2,8 +2,8 @@
 // measured in the same run, with PASS/FAIL against the budgets. Prints one table per part and
 // writes bench/results/<part>-<timestamp>.json and bench/results/latest.json.
 //
-//   npm run bench                          all six parts
-//   npm run bench -- fanout                one part: metrics, fanout, connections, capacity, scrape, cluster
+//   npm run bench                          all seven parts
+//   npm run bench -- fanout                one part: metrics, fanout, connections, capacity, limits, scrape, cluster
 //   npm run bench -- fanout --sockets 500 --events 100 --min-cpu 0.5    a quick run
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -75,7 +75,7 @@ export interface BenchOptions {
   log(message: string): void;
 }
 
-const PARTS = ['metrics', 'fanout', 'connections', 'capacity', 'scrape', 'cluster'] as const;
+const PARTS = ['metrics', 'fanout', 'connections', 'capacity', 'limits', 'scrape', 'cluster'] as const;
 export type Part = (typeof PARTS)[number];
 
 const RESULTS = join(ROOT, 'bench', 'results');
@@ -88,14 +88,15 @@ Parts (default: all, in this order):
   connections   idle RSS per connection and CPU per 1,000 connects vs bare uWS
   capacity      18,000 subscribed sockets: RSS per socket, connect CPU, a scrape, a broadcast,
                 and a socket on many channels, vs bare uWS
+  limits        every per-app limit set but not reached, against none: fan-out and client events
   scrape        /metrics with 1,000 apps configured and active
   cluster       nodes on one Redis: CPU per delivery vs one node, Redis commands per event, capacity
 
 Options:
-  --sockets <n>           fan-out sockets per server, and the cluster part's sockets (default 2000)
-  --events <n>            fan-out and cluster: events per round (default 300)
-  --min-cpu <s>           fan-out and cluster: CPU seconds the cheapest server must spend per pass (default 8)
-  --max-rounds <n>        fan-out and cluster: cap on rounds per pass (default 30)
+  --sockets <n>           fan-out sockets per server, and the limits and cluster parts' (default 2000)
+  --events <n>            fan-out, limits and cluster: events per round (default 300)
+  --min-cpu <s>           fan-out, limits and cluster: CPU seconds the cheapest server must spend per pass (default 8)
+  --max-rounds <n>        fan-out, limits and cluster: cap on rounds per pass (default 30)
   --connections <n>       connections part: sockets per server (default 5000)
   --repeats <n>           connections and capacity parts: fresh processes per server, median kept (default 3)
   --apps <n>              scrape part: configured apps (default 1000)
@@ -201,6 +202,8 @@ async function runPart(part: Part, options: BenchOptions): Promise<PartResult> {
       return (await import('./connections')).run(options);
     case 'capacity':
       return (await import('./capacity')).run(options);
+    case 'limits':
+      return (await import('./limits')).run(options);
     case 'scrape':
       return (await import('./scrape')).run(options);
     case 'cluster':
