@@ -1,7 +1,7 @@
 // Fan-out: N sockets on one channel, M events through the REST API (batches of 10, then one per
-// request), every delivery counted by the clients. Three servers take turns round by round —
-// pws-server with metrics on, with metrics off, and the bare-uWS reference — so that drift in the
-// machine's load falls on all three alike. Figures are each server's own CPU (utime + stime
+// request, then one per request with 20 requests in flight), every delivery counted by the
+// clients. Three servers take turns round by round — pws-server with metrics on, with metrics
+// off, and the bare-uWS reference — so that drift in the machine's load falls on all three alike. Figures are each server's own CPU (utime + stime
 // from /proc/<pid>/stat) over the event phase only, per million deliveries.
 import { Agent } from 'node:http';
 import { join } from 'node:path';
@@ -26,18 +26,29 @@ export const EVENT = 'bench-event';
 // A typical small app payload: about 100 bytes of JSON, delivered as a 168-byte frame.
 export const DATA = JSON.stringify({ kind: 'price', symbol: 'ACME', price: 123.45, note: 'x'.repeat(46) });
 export const BATCH = 10;
+// Requests in flight at once in the concurrent pass: many queue workers each triggering one event.
+export const IN_FLIGHT = 20;
+const CONCURRENT_LIMIT = 1.1;
+
+/** The passes, in order: how many events a request carries and how many requests are in flight. */
+const PASSES = [
+  { pass: 'batched', batch: BATCH, inFlight: 1 },
+  { pass: 'single', batch: 1, inFlight: 1 },
+  { pass: 'concurrent', batch: 1, inFlight: IN_FLIGHT },
+] as const;
+type Pass = (typeof PASSES)[number];
 
 /** One server under test, its clients, and how events reach it. */
 interface Contender {
   key: 'on' | 'off' | 'reference';
   server: ServerProcess;
   client: ClientProcess;
-  /** Sends `events` events in requests of `batch`, one request at a time. */
-  send(events: number, batch: number): Promise<void>;
+  /** Sends `events` events in requests of `batch`, `inFlight` requests at a time (default one). */
+  send(events: number, batch: number, inFlight?: number): Promise<void>;
 }
 
 /** One measured round: M events to N sockets on one server. */
-interface Round {
+export interface Round {
   ticks: number;
   ms: number;
   deliveries: number;
@@ -64,7 +75,7 @@ export interface FanOutResult {
   events: number;
   payloadBytes: number;
   frameBytes: number;
-  passes: Array<{ pass: 'batched' | 'single'; batch: number; servers: FanOutFigures[]; metricsOnVsOff: number }>;
+  passes: Array<{ pass: Pass['pass']; batch: number; inFlight: number; servers: FanOutFigures[]; metricsOnVsOff: number }>;
 }
 
 const PWS_ENV = {
@@ -86,47 +97,66 @@ export function contenderSpecs(options: BenchOptions, fds: number, part: string)
   };
 }
 
-export function pwsSender(port: number): Contender['send'] {
-  // One kept-alive connection, as a backend service would hold.
-  const pusher = new Pusher({ ...APP, appId: APP.id, host: '127.0.0.1', port: String(port), useTLS: false, agent: new Agent({ keepAlive: true, maxSockets: 1 }) });
-  return async (events, batch) => {
-    for (let sent = 0; sent < events; sent += batch) {
-      const n = Math.min(batch, events - sent);
+export function pwsSender(port: number, channel = CHANNEL): Contender['send'] {
+  // Kept-alive connections, as a backend service holds: one per request in flight.
+  const clients = new Map<number, Pusher>();
+  const client = (inFlight: number): Pusher => {
+    let pusher = clients.get(inFlight);
+    if (pusher === undefined) {
+      const agent = new Agent({ keepAlive: true, maxSockets: inFlight });
+      clients.set(inFlight, (pusher = new Pusher({ ...APP, appId: APP.id, host: '127.0.0.1', port: String(port), useTLS: false, agent })));
+    }
+    return pusher;
+  };
+  return (events, batch, inFlight = 1) => {
+    const pusher = client(inFlight);
+    return sendAll(events, batch, inFlight, async (n) => {
       const response =
         n === 1
-          ? await pusher.trigger(CHANNEL, EVENT, DATA)
-          : await pusher.triggerBatch(Array.from({ length: n }, () => ({ channel: CHANNEL, name: EVENT, data: DATA })));
+          ? await pusher.trigger(channel, EVENT, DATA)
+          : await pusher.triggerBatch(Array.from({ length: n }, () => ({ channel, name: EVENT, data: DATA })));
       if (response.status !== 200) throw new Error(`pws-server answered ${response.status} to an event`);
       await response.arrayBuffer();
-    }
+    });
   };
 }
 
 // The same bodies the SDK sends, unsigned.
-function referenceSender(port: number): Contender['send'] {
+export function referenceSender(port: number, channel = CHANNEL): Contender['send'] {
   const base = `http://127.0.0.1:${port}/apps/${APP.id}`;
-  const single = JSON.stringify({ name: EVENT, data: DATA, channels: [CHANNEL] });
-  return async (events, batch) => {
-    for (let sent = 0; sent < events; sent += batch) {
-      const n = Math.min(batch, events - sent);
-      const [path, body] = n === 1 ? ['/events', single] : ['/batch_events', JSON.stringify({ batch: Array.from({ length: n }, () => ({ channel: CHANNEL, name: EVENT, data: DATA })) })];
+  const single = JSON.stringify({ name: EVENT, data: DATA, channels: [channel] });
+  return (events, batch, inFlight = 1) =>
+    sendAll(events, batch, inFlight, async (n) => {
+      const [path, body] = n === 1 ? ['/events', single] : ['/batch_events', JSON.stringify({ batch: Array.from({ length: n }, () => ({ channel, name: EVENT, data: DATA })) })];
       const response = await fetch(base + path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body });
       if (response.status !== 200) throw new Error(`reference server answered ${response.status} to an event`);
       await response.arrayBuffer();
-    }
-  };
+    });
 }
 
-async function round(c: Contender, sockets: number, events: number, batch: number, timeoutMs: number): Promise<Round> {
+// `inFlight` workers, each sending its next request of up to `batch` events as soon as its last is answered.
+async function sendAll(events: number, batch: number, inFlight: number, request: (n: number) => Promise<void>): Promise<void> {
+  let sent = 0;
+  const worker = async (): Promise<void> => {
+    while (sent < events) {
+      const n = Math.min(batch, events - sent);
+      sent += n;
+      await request(n);
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, worker));
+}
+
+async function round(c: Contender, sockets: number, events: number, { batch, inFlight }: Pass, timeoutMs: number): Promise<Round> {
   const deliveries = sockets * events;
   c.client.expect(deliveries);
   const start = performance.now();
   const before = cpuTicks(c.server.pid);
-  await c.send(events, batch);
+  await c.send(events, batch, inFlight);
   try {
     await c.client.delivered(timeoutMs);
   } catch (err) {
-    throw new Error(`${c.server.name}, ${events} events in requests of ${batch}: ${(err as Error).message}`);
+    throw new Error(`${c.server.name}, ${events} events in requests of ${batch}, ${inFlight} in flight: ${(err as Error).message}`);
   }
   const ticks = cpuTicks(c.server.pid) - before;
   const ms = performance.now() - start;
@@ -134,13 +164,14 @@ async function round(c: Contender, sockets: number, events: number, batch: numbe
   return { ticks, ms, deliveries };
 }
 
-function figures(c: Contender, rounds: Round[]): Omit<FanOutFigures, 'ratioToReference'> {
+/** A server's figures over its rounds: CPU per million deliveries, in all and per round. */
+export function figures(server: string, rounds: Round[]): Omit<FanOutFigures, 'ratioToReference'> {
   const ticks = rounds.reduce((s, r) => s + r.ticks, 0);
   const deliveries = rounds.reduce((s, r) => s + r.deliveries, 0);
   const ms = rounds.reduce((s, r) => s + r.ms, 0);
   const perRound = rounds.map((r) => r.ticks / CLK_TCK / (r.deliveries / 1e6));
   return {
-    server: c.server.name,
+    server,
     rounds: rounds.length,
     deliveries,
     cpuSeconds: ticks / CLK_TCK,
@@ -150,7 +181,31 @@ function figures(c: Contender, rounds: Round[]): Omit<FanOutFigures, 'ratioToRef
   };
 }
 
-/** Runs both passes on all three servers and returns the table and budgets. */
+/**
+ * Plays rounds on each contender in turn and returns each one's measured rounds. A warm-up
+ * round each (JIT, buffers) also sizes the measurement: enough rounds that the cheapest spends
+ * options.minCpu seconds, so 10 ms ticks stay below 0.5 %. Who goes first rotates, so that no
+ * contender always runs right after the same one.
+ */
+export async function takeTurns<C>(contenders: C[], play: (c: C) => Promise<Round>, options: BenchOptions, what: string): Promise<Round[][]> {
+  let cheapest = Infinity;
+  for (const c of contenders) {
+    const warm = await play(c);
+    cheapest = Math.min(cheapest, Math.max(1, warm.ticks) / CLK_TCK);
+  }
+  const rounds = Math.max(options.minRounds, Math.min(options.maxRounds, Math.ceil(options.minCpu / cheapest)));
+  options.log(`${what}: ${rounds} rounds per server`);
+  const measured = contenders.map((): Round[] => []);
+  for (let r = 0; r < rounds; r++) {
+    for (let i = 0; i < contenders.length; i++) {
+      const k = (r + i) % contenders.length;
+      measured[k].push(await play(contenders[k]));
+    }
+  }
+  return measured;
+}
+
+/** Runs the passes on all three servers and returns the table and budgets. */
 export async function run(options: BenchOptions): Promise<PartResult<FanOutResult>> {
   const { sockets, events } = options;
   const fds = sockets + 1024;
@@ -166,31 +221,18 @@ export async function run(options: BenchOptions): Promise<PartResult<FanOutResul
     }
 
     const result: FanOutResult = { sockets, events, payloadBytes: DATA.length, frameBytes: JSON.stringify({ event: EVENT, channel: CHANNEL, data: DATA }).length, passes: [] };
-    for (const [pass, batch] of [['batched', BATCH], ['single', 1]] as const) {
-      // A warm-up round each (JIT, buffers), which also sizes the measurement: enough rounds that
-      // the cheapest server spends options.minCpu seconds, so 10 ms ticks stay below 0.5 %.
-      let cheapest = Infinity;
-      for (const c of contenders) {
-        const warm = await round(c, sockets, events, batch, options.timeoutMs);
-        cheapest = Math.min(cheapest, Math.max(1, warm.ticks) / CLK_TCK);
-      }
-      const rounds = Math.max(options.minRounds, Math.min(options.maxRounds, Math.ceil(options.minCpu / cheapest)));
-      options.log(`fanout ${pass}: ${rounds} rounds of ${events} events x ${sockets} sockets per server`);
-      const measured = new Map<Contender['key'], Round[]>(contenders.map((c) => [c.key, []]));
-      for (let r = 0; r < rounds; r++) {
-        // Rotate who goes first, so no server always runs right after the same one.
-        for (let i = 0; i < contenders.length; i++) {
-          const c = contenders[(r + i) % contenders.length];
-          measured.get(c.key)!.push(await round(c, sockets, events, batch, options.timeoutMs));
-        }
-      }
-      const by = (key: Contender['key']) => figures(contenders.find((c) => c.key === key)!, measured.get(key)!);
+    for (const p of PASSES) {
+      const measured = await takeTurns(contenders, (c) => round(c, sockets, events, p, options.timeoutMs), options, `fanout ${p.pass}: ${events} events x ${sockets} sockets`);
+      const by = (key: Contender['key']) => {
+        const k = contenders.findIndex((c) => c.key === key);
+        return figures(contenders[k].server.name, measured[k]);
+      };
       const ref = by('reference');
       const servers = (['on', 'off', 'reference'] as const).map((key) => {
         const f = by(key);
         return { ...f, ratioToReference: f.cpuPerMillion / ref.cpuPerMillion };
       });
-      result.passes.push({ pass, batch, servers, metricsOnVsOff: servers[0].cpuPerMillion / servers[1].cpuPerMillion });
+      result.passes.push({ pass: p.pass, batch: p.batch, inFlight: p.inFlight, servers, metricsOnVsOff: servers[0].cpuPerMillion / servers[1].cpuPerMillion });
     }
     return report(result);
   } finally {
@@ -204,7 +246,7 @@ function report(result: FanOutResult): PartResult<FanOutResult> {
   for (const p of result.passes) {
     for (const s of p.servers) {
       table.push([
-        `${p.pass} (${p.batch}/request)`,
+        `${p.pass} (${p.batch}/request${p.inFlight > 1 ? `, ${p.inFlight} in flight` : ''})`,
         s.server,
         s.cpuPerMillion.toFixed(3),
         `${s.cpuPerMillionRange[0].toFixed(3)}–${s.cpuPerMillionRange[1].toFixed(3)}`,
@@ -224,6 +266,11 @@ function report(result: FanOutResult): PartResult<FanOutResult> {
     },
     { what: 'fan-out CPU, batched, metrics on vs off', value: batched.metricsOnVsOff, limit: 1.03, unit: 'x', pass: batched.metricsOnVsOff <= 1.03 },
   ];
+  const concurrent = result.passes.find((p) => p.pass === 'concurrent');
+  if (concurrent !== undefined) {
+    const ratio = concurrent.servers[0].ratioToReference;
+    budgets.push({ what: `fan-out CPU, single events ${concurrent.inFlight} in flight, metrics on vs bare uWS`, value: ratio, limit: CONCURRENT_LIMIT, unit: 'x', pass: ratio <= CONCURRENT_LIMIT });
+  }
   const single = result.passes.find((p) => p.pass === 'single');
   const notes = [
     `${result.sockets} sockets on one channel, ${result.events} events per round, ${result.frameBytes}-byte frames; server CPU over the event phase only`,

@@ -275,6 +275,38 @@ export function spawnNode(args: string[], env: NodeJS.ProcessEnv, fds: number, s
   return spawn('bash', ['-c', `ulimit -n ${fds} || exit 97; exec ${quoted}`], { env, stdio, cwd: ROOT });
 }
 
+/** Node flag for startServer's spec: an inspector on a free loopback port, for collectGarbage(). */
+export const INSPECT_FLAG = '--inspect=127.0.0.1:0';
+
+/**
+ * A full garbage collection in a server started with INSPECT_FLAG, through the inspector's
+ * HeapProfiler.collectGarbage: V8 collects everything unreachable and gives back the pages its
+ * heap no longer needs, so RSS read afterwards holds what the process keeps, not where its heap
+ * sizing happened to stand.
+ */
+export async function collectGarbage(server: ServerProcess): Promise<void> {
+  const url = /Debugger listening on (ws:\/\/\S+)/.exec(server.output())?.[1];
+  if (url === undefined) throw new Error(`${server.name} has no inspector: start it with ${INSPECT_FLAG}`);
+  const { default: WebSocket } = await import('ws');
+  const inspector = new WebSocket(url);
+  try {
+    await once(inspector, 'open');
+    const done = new Promise<void>((resolvePromise, reject) => {
+      inspector.on('message', (message) => {
+        const reply = JSON.parse(message.toString()) as { id?: number; error?: { message: string } };
+        if (reply.id !== 1) return;
+        if (reply.error !== undefined) reject(new Error(`HeapProfiler.collectGarbage: ${reply.error.message}`));
+        else resolvePromise();
+      });
+      inspector.once('error', reject);
+    });
+    inspector.send(JSON.stringify({ id: 1, method: 'HeapProfiler.collectGarbage' }));
+    await done;
+  } finally {
+    inspector.close();
+  }
+}
+
 export function accepts(port: number): Promise<boolean> {
   return new Promise((resolvePromise) => {
     const socket = connect(port, '127.0.0.1');
@@ -307,9 +339,17 @@ export interface ClientProcess {
   pid: number;
   /**
    * Opens `count` sockets (in waves of `wave` handshakes), socket i to urls[i % urls.length],
-   * and resolves with the milliseconds it took.
+   * each subscribed to `channel` if given (a private one signed with `auth`), and resolves with
+   * the milliseconds it took.
    */
-  open(url: string | string[], count: number, channel: string | null, wave?: number): Promise<number>;
+  open(url: string | string[], count: number, channel: string | null, wave?: number, auth?: { key: string; secret: string }): Promise<number>;
+  /** Every open socket sends `count` client events (no reply: the deliveries an expect() awaits are the answer). */
+  trigger(event: string, channel: string, data: string, count: number): void;
+  /**
+   * Subscribes each open socket i to `channels` more channels named `<prefix><i>-<k>`, `wave` at
+   * a time per socket, and resolves with the milliseconds it took once every one is confirmed.
+   */
+  subscribe(prefix: string, channels: number, wave?: number): Promise<number>;
   /** Resets the delivery count; delivered() resolves once it reaches `total`. */
   expect(total: number): void;
   /** Resolves when the expected deliveries have arrived; rejects after `timeoutMs` with how many did. */
@@ -383,10 +423,18 @@ export function startClient(fds: number): ClientProcess {
   let pending: Promise<Report> | null = null;
   return {
     pid: child.pid!,
-    async open(url, n, channel, wave = 200) {
+    async open(url, n, channel, wave = 200, auth) {
       const urls = typeof url === 'string' ? [url] : url;
       const reply = wait('opened', 120_000, async () => `opening ${n} sockets to ${urls[0]} took over 120 s`);
-      send({ op: 'open', urls, count: n, channel, wave });
+      send({ op: 'open', urls, count: n, channel, wave, auth });
+      return ((await reply) as { ms: number }).ms;
+    },
+    trigger(event, channel, data, count) {
+      send({ op: 'trigger', event, channel, data, count });
+    },
+    async subscribe(prefix, channels, wave = 500) {
+      const reply = wait('subscribed', 120_000, async () => `subscribing to ${channels} channels per socket took over 120 s`);
+      send({ op: 'subscribe', prefix, channels, wave });
       return ((await reply) as { ms: number }).ms;
     },
     expect(total) {

@@ -2,8 +2,8 @@
 // measured in the same run, with PASS/FAIL against the budgets. Prints one table per part and
 // writes bench/results/<part>-<timestamp>.json and bench/results/latest.json.
 //
-//   npm run bench                          all five parts (about 3½ minutes on 2 cores)
-//   npm run bench -- fanout                one part: metrics, fanout, connections, scrape, cluster
+//   npm run bench                          all seven parts
+//   npm run bench -- fanout                one part: metrics, fanout, connections, capacity, limits, scrape, cluster
 //   npm run bench -- fanout --sockets 500 --events 100 --min-cpu 0.5    a quick run
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -61,8 +61,12 @@ export interface BenchOptions {
   capacityNodes: number;
   /** Cluster capacity run: sockets per node, Infinity for as many as the open-file limits allow (--capacity <n|max>). */
   capacity: number;
-  /** Cluster capacity run: events, sent in requests of 10 (--capacity-events). */
+  /** Cluster capacity run and capacity part: events, sent in requests of 10 (--capacity-events). */
   capacityEvents: number;
+  /** Capacity part: subscribed sockets per server, Infinity for as many as the open-file limits allow (--capacity-sockets <n|max>). */
+  capacitySockets: number;
+  /** Capacity part: channels the socket on many channels subscribes to (--capacity-channels). */
+  capacityChannels: number;
   /** The redis-server binary the cluster part starts (--redis-server). */
   redisServer: string;
   /** The pws-server launcher to measure (--pws-bin): bin/pws-server.js, or another build's. */
@@ -73,7 +77,7 @@ export interface BenchOptions {
   log(message: string): void;
 }
 
-const PARTS = ['metrics', 'fanout', 'connections', 'scrape', 'cluster'] as const;
+const PARTS = ['metrics', 'fanout', 'connections', 'capacity', 'limits', 'scrape', 'cluster'] as const;
 export type Part = (typeof PARTS)[number];
 
 const RESULTS = join(ROOT, 'bench', 'results');
@@ -84,16 +88,19 @@ Parts (default: all, in this order):
   metrics       metrics engine micro-benchmarks vs prom-client (bench/metrics.ts)
   fanout        REST events to N subscribed sockets: pws-server (metrics on, off) vs bare uWS
   connections   idle RSS per connection and CPU per 1,000 connects vs bare uWS
+  capacity      18,000 subscribed sockets: RSS per socket, connect CPU, a scrape, a broadcast,
+                and a socket on many channels, vs bare uWS
+  limits        every per-app limit set but not reached, against none: fan-out and client events
   scrape        /metrics with 1,000 apps configured and active, then with 19,000 open sockets
   cluster       nodes on one Redis: CPU per delivery vs one node, Redis commands per event, capacity
 
 Options:
-  --sockets <n>           fan-out sockets per server, and the cluster part's sockets (default 2000)
-  --events <n>            fan-out and cluster: events per round (default 300)
-  --min-cpu <s>           fan-out and cluster: CPU seconds the cheapest server must spend per pass (default 8)
-  --max-rounds <n>        fan-out and cluster: cap on rounds per pass (default 30)
+  --sockets <n>           fan-out sockets per server, and the limits and cluster parts' (default 2000)
+  --events <n>            fan-out, limits and cluster: events per round (default 300)
+  --min-cpu <s>           fan-out, limits and cluster: CPU seconds the cheapest server must spend per pass (default 8)
+  --max-rounds <n>        fan-out, limits and cluster: cap on rounds per pass (default 30)
   --connections <n>       connections part: sockets per server (default 5000)
-  --repeats <n>           connections part: fresh processes per server, median kept (default 3)
+  --repeats <n>           connections and capacity parts: fresh processes per server, median kept (default 3)
   --apps <n>              scrape part: configured apps (default 1000)
   --scrapes <n>           scrape part: timed GET /metrics requests (default 200)
   --scrape-sockets <n>    scrape part: open sockets in the second measurement (default 19000)
@@ -101,7 +108,10 @@ Options:
   --capacity <n|max>      cluster part: sockets per node in the capacity run; max = as many as the
                           open-file limits allow (default 5000)
   --capacity-nodes <n>    cluster part: nodes in the capacity run (default 3)
-  --capacity-events <n>   cluster part: events in the capacity run (default 50)
+  --capacity-events <n>   cluster and capacity parts: events in the capacity runs (default 50)
+  --capacity-sockets <n|max>  capacity part: subscribed sockets per server; max = as many as the
+                          open-file limits allow (default 18000)
+  --capacity-channels <n> capacity part: channels of the socket on many channels (default 10000)
   --redis-server <path>   cluster part: the redis-server to start (default: redis-server on PATH)
   --timeout <s>           seconds to wait for the last delivery before failing (default 60)
   --cpu-prof              run the servers under node --cpu-prof (profiles in bench/results/profiles)
@@ -125,6 +135,8 @@ function parseArgs(argv: string[]): { parts: Part[]; options: BenchOptions } {
     capacityNodes: 3,
     capacity: 5000,
     capacityEvents: 50,
+    capacitySockets: 18_000,
+    capacityChannels: 10_000,
     redisServer: 'redis-server',
     pwsBin: PWS_BIN,
     cpuProf: false,
@@ -146,6 +158,7 @@ function parseArgs(argv: string[]): { parts: Part[]; options: BenchOptions } {
     '--cluster-nodes': (n) => (options.clusterNodes = n),
     '--capacity-nodes': (n) => (options.capacityNodes = n),
     '--capacity-events': (n) => (options.capacityEvents = n),
+    '--capacity-channels': (n) => (options.capacityChannels = n),
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -162,6 +175,10 @@ function parseArgs(argv: string[]): { parts: Part[]; options: BenchOptions } {
       const value = argv[++i];
       options.capacity = value === 'max' ? Infinity : Number(value);
       if (!(options.capacity > 0)) throw new Error('--capacity needs a positive number or max');
+    } else if (arg === '--capacity-sockets') {
+      const value = argv[++i];
+      options.capacitySockets = value === 'max' ? Infinity : Number(value);
+      if (!(options.capacitySockets > 0)) throw new Error('--capacity-sockets needs a positive number or max');
     } else if (arg === '--redis-server') {
       const path = argv[++i];
       if (path === undefined) throw new Error('--redis-server needs the path of a redis-server binary');
@@ -188,6 +205,10 @@ async function runPart(part: Part, options: BenchOptions): Promise<PartResult> {
       return (await import('./fanout')).run(options);
     case 'connections':
       return (await import('./connections')).run(options);
+    case 'capacity':
+      return (await import('./capacity')).run(options);
+    case 'limits':
+      return (await import('./limits')).run(options);
     case 'scrape':
       return (await import('./scrape')).run(options);
     case 'cluster':

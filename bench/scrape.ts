@@ -65,7 +65,7 @@ function get(agent: Agent, port: number, gzip: boolean): Promise<{ ms: number; b
   });
 }
 
-async function timeScrapes(pid: number, port: number, n: number, gzip: boolean): Promise<ScrapeTimes & { body: string }> {
+export async function timeScrapes(pid: number, port: number, n: number, gzip: boolean): Promise<ScrapeTimes & { body: string }> {
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   try {
     for (let i = 0; i < 10; i++) await get(agent, port, gzip);

@@ -11,6 +11,8 @@ export interface Member {
 
 /** A channel with at least one subscriber on this node. */
 export interface Channel {
+  /** The channel's name: the one string its subscribers' SocketChannels hold. */
+  readonly name: string;
   subscriptions: number;
   /** Presence channels only: user id → member. */
   members: Map<string, Member> | null;
@@ -36,6 +38,8 @@ export class AppState {
   readonly channels = new Map<string, Channel>();
   /** Signed-in user id → that user's sockets. */
   readonly users = new Map<string, Set<Socket>>();
+  /** Signed-in socket → its user id: kept here rather than in SocketData, which only sockets that sign in would use. */
+  readonly signedIn = new Map<Socket, string>();
   /** Apps requiring sign-in only: sockets not signed in yet → `clock()` when they opened. */
   readonly awaitingSignin: Map<Socket, number> | null;
   /** Apps with a client-event rate only: each socket's token bucket, by slot. */

@@ -153,7 +153,7 @@ export class Server {
   private async shutdown(): Promise<void> {
     this.closing = true;
     for (const app of this.apps.all()) {
-      for (const ws of [...app.sockets.values()]) this.fanOut.close(ws, ErrorCode.reconnect, SHUTDOWN_MESSAGE);
+      app.sockets.forEach((ws) => this.fanOut.close(ws, ErrorCode.reconnect, SHUTDOWN_MESSAGE));
     }
     // uWS closes ended sockets at once; the grace period is the drain window in which load
     // balancers see /ready answer 503 and late clients are told to reconnect elsewhere (4200).

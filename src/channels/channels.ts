@@ -11,6 +11,7 @@ import { PusherError, SubscriptionError } from '../protocol/errors';
 import { cacheMissFrame, memberAdded, memberInfoBytes, memberRemoved, optionalString, presenceData, requireString, subscriptionErrorFrame, subscriptionSucceeded } from '../protocol/frames';
 import { socketAuthValid } from '../protocol/signatures';
 import { idOf, socketId, type Socket, type SocketData } from '../ws/socket';
+import { channelUser, forEachChannel, withChannel, withoutChannel } from '../ws/socket-channels';
 import type { ChannelEvents } from './events';
 import type { ExtrasMetrics } from './extras-metrics';
 import type { SubscriptionCounts } from './subscription-counts';
@@ -65,7 +66,7 @@ export class Channels {
       }
     }
 
-    if (socket.channels?.has(name)) {
+    if (channelUser(socket.channels, name) !== undefined) {
       // Re-subscribing is harmless: confirm again without counting the socket twice.
       if (kind !== 'presence') {
         this.ctx.fanOut.send(ws, subscriptionSucceeded(name, '{}'));
@@ -81,14 +82,17 @@ export class Channels {
 
     if (kind === 'presence') return this.joinPresence(ws, socket, name, channelData!);
     const channel = this.attach(ws, socket, name, '');
-    return settle(listened(channel, this.ctx.state.join(app, name, false, null)), (edges) => this.joined(ws, socket, name, edges, '', undefined));
+    const join = listened(channel, this.ctx.state.join(app, name, false, null));
+    // Not settle(): its callback would be a closure allocated on every subscribe, also on one node.
+    if (join instanceof Promise) return join.then((edges) => this.joined(ws, socket, name, edges, '', undefined));
+    this.joined(ws, socket, name, join, '', undefined);
   }
 
   // pusher-js subscribes to its user's #server-to-user-<id> after sign-in. Sign-in already
   // delivers that channel's events to the socket, so this only confirms it, and refuses anyone else's.
   private confirmUserChannel(ws: Socket, name: string): void {
-    const userId = ws.getUserData().userId;
-    if (userId === null || name !== userChannel(userId)) {
+    const userId = ws.getUserData().app.signedIn.get(ws);
+    if (userId === undefined || name !== userChannel(userId)) {
       throw new SubscriptionError(name, 'AuthError', `Only a socket signed in as that user may subscribe to ${name.slice(0, 210)}`, 403);
     }
     this.ctx.fanOut.send(ws, subscriptionSucceeded(name, '{}'));
@@ -132,7 +136,7 @@ export class Channels {
     if (edges.full) {
       // Another node filled the channel meanwhile: the state counted the subscription but not
       // the member, so an ordinary unsubscribe undoes it (unless the socket left already).
-      if (socket.ended !== null || socket.channels?.get(name) !== userId) return;
+      if (socket.ended !== null || channelUser(socket.channels, name) !== userId) return;
       this.unsubscribeFrom(ws, socket, name)?.catch((err) => this.ctx.log.error(`leaving ${name} failed: ${(err as Error)?.stack ?? err}`));
       fanOut.send(ws, subscriptionErrorFrame(name, 'LimitReached', presenceFull(name, this.ctx.options.presenceMaxMembers), 4100));
       return;
@@ -142,7 +146,7 @@ export class Channels {
       broadcaster.publish(app, name, memberAdded(name, userId, info), idOf(socket));
       events?.memberAdded(app, name, userId);
     }
-    const open = socket.ended === null && socket.channels?.has(name) === true;
+    const open = socket.ended === null && channelUser(socket.channels, name) !== undefined;
     if (open) fanOut.send(ws, subscriptionSucceeded(name, edges.members === null ? '{}' : presenceData(edges.members)));
     // After the confirmation, so the new subscriber counts itself too.
     if (edges.members === null && app.config.enableSubscriptionCount) this.ctx.counts?.changed(app, name, edges.subscriptionCount);
@@ -155,7 +159,7 @@ export class Channels {
     const { cache, fanOut, events, metrics, log } = this.ctx;
     const app = socket.app;
     const replayed = settle(cache.get(app, name), (cached) => {
-      if (socket.ended !== null || !socket.channels?.has(name)) return;
+      if (socket.ended !== null || channelUser(socket.channels, name) === undefined) return;
       if (cached !== null) {
         fanOut.send(ws, cached.frame);
         metrics?.cacheHit(app);
@@ -174,7 +178,7 @@ export class Channels {
     const app = socket.app;
     let channel = app.channels.get(name);
     if (channel === undefined) {
-      const entry: Channel = (channel = { subscriptions: 0, members: userId === '' ? null : new Map(), listening: null });
+      const entry: Channel = (channel = { name, subscriptions: 0, members: userId === '' ? null : new Map(), listening: null });
       app.channels.set(name, entry);
       const listening = this.ctx.broadcaster.listen(app, name);
       if (listening !== undefined) {
@@ -185,7 +189,7 @@ export class Channels {
       }
     }
     channel.subscriptions++;
-    (socket.channels ??= new Map()).set(name, userId);
+    socket.channels = withChannel(socket.channels, channel.name, userId);
     this.ctx.fanOut.join(ws, app, name);
     return channel;
   }
@@ -194,13 +198,13 @@ export class Channels {
   unsubscribe(ws: Socket, data: unknown): void | Promise<void> {
     const name = requireString(data, 'channel', 'pusher:unsubscribe');
     const socket = ws.getUserData();
-    if (!socket.channels?.has(name)) return;
+    if (channelUser(socket.channels, name) === undefined) return;
     return this.unsubscribeFrom(ws, socket, name);
   }
 
   private unsubscribeFrom(ws: Socket, socket: SocketData, name: string): void | Promise<void> {
-    const userId = socket.channels!.get(name)!;
-    socket.channels!.delete(name);
+    const userId = channelUser(socket.channels, name)!;
+    socket.channels = withoutChannel(socket.channels, name);
     this.ctx.fanOut.leave(ws, socket.app, name);
     return this.detach(socket.app, name, userId);
   }
@@ -208,10 +212,9 @@ export class Channels {
   /** Removes a closed socket from all its channels (uWS has already dropped its topics). */
   leaveAll(ws: Socket): void {
     const socket = ws.getUserData();
-    if (socket.channels === null) return;
-    for (const [name, userId] of socket.channels) {
+    forEachChannel(socket.channels, (name, userId) => {
       this.detach(socket.app, name, userId)?.catch((err) => this.ctx.log.error(`leaving ${name} failed: ${(err as Error)?.stack ?? err}`));
-    }
+    });
     socket.channels = null;
   }
 

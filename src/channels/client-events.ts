@@ -6,6 +6,7 @@ import { channelKind } from '../protocol/channel-names';
 import { ErrorCode, PusherError } from '../protocol/errors';
 import { clientEventFrame, errorFrame } from '../protocol/frames';
 import { socketId, type Socket } from '../ws/socket';
+import { channelUser } from '../ws/socket-channels';
 import type { ChannelEvents } from './events';
 
 /** What relaying a client event needs from the rest of the server. */
@@ -36,7 +37,7 @@ export function relayClientEvent(ctx: ClientEventContext, ws: Socket, event: str
   if (kind !== 'private' && kind !== 'presence') {
     throw new PusherError(null, `Client events are only allowed on private and presence channels, not on ${channel}`);
   }
-  const userId = socket.channels?.get(channel);
+  const userId = channelUser(socket.channels, channel);
   if (userId === undefined) throw new PusherError(null, `Client event ${event} rejected: not subscribed to ${channel}`);
   if (event.length > options.eventMaxNameLength) {
     throw new PusherError(null, `Client event name is longer than ${options.eventMaxNameLength} characters`);

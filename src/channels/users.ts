@@ -37,8 +37,8 @@ export class Users {
     const id = user?.id;
     if (typeof id !== 'string' || id === '') throw new PusherError(ErrorCode.unauthorized, 'pusher:signin user_data must have a non-empty string id', true);
 
-    if (socket.userId !== null) this.forget(ws);
-    socket.userId = id;
+    this.forget(ws);
+    app.signedIn.set(ws, id);
     let sockets = app.users.get(id);
     let listening: void | Promise<void> = undefined;
     if (sockets === undefined) {
@@ -56,22 +56,23 @@ export class Users {
     return app.watchlists === null ? confirmed : this.watchlist.watch(ws, user!.watchlist, confirmed);
   }
 
-  /** Drops a socket from its user's set (on close or re-sign-in). */
+  /** Drops a signed-in socket from its user's set (on close or re-sign-in). */
   forget(ws: Socket): void {
     const socket = ws.getUserData();
-    if (socket.userId === null) return;
     const app = socket.app;
+    const userId = app.signedIn.get(ws);
+    if (userId === undefined) return;
     if (app.watchlists !== null) this.watchlist.unwatch(ws);
-    const sockets = app.users.get(socket.userId);
+    app.signedIn.delete(ws);
+    const sockets = app.users.get(userId);
     if (sockets !== undefined) {
       sockets.delete(ws);
       if (sockets.size === 0) {
-        app.users.delete(socket.userId);
-        this.broadcaster.unlisten(app, userChannel(socket.userId));
-        if (app.watched !== null) this.watchlist.wentOffline(app, socket.userId);
+        app.users.delete(userId);
+        this.broadcaster.unlisten(app, userChannel(userId));
+        if (app.watched !== null) this.watchlist.wentOffline(app, userId);
       }
     }
-    if (socket.ended === null) this.fanOut.leave(ws, app, userChannel(socket.userId));
-    socket.userId = null;
+    if (socket.ended === null) this.fanOut.leave(ws, app, userChannel(userId));
   }
 }

@@ -28,7 +28,7 @@ export class ActivityMonitor {
     const pongDeadline = now - clockUnits(this.options.pongTimeoutMs);
     const signinDeadline = now - clockUnits(this.options.userAuthenticationTimeoutMs);
     for (const app of this.apps.all()) {
-      for (const ws of app.sockets.values()) {
+      app.sockets.forEach((ws) => {
         const socket = ws.getUserData();
         if (socket.activity < 0) {
           if (-socket.activity < pongDeadline) {
@@ -38,7 +38,7 @@ export class ActivityMonitor {
           socket.activity = -now;
           this.fanOut.send(ws, PING_FRAME);
         }
-      }
+      });
       if (app.awaitingSignin === null) continue;
       for (const [ws, openedAt] of app.awaitingSignin) {
         if (openedAt >= signinDeadline) continue;

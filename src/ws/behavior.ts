@@ -1,4 +1,3 @@
-import { randomInt } from 'node:crypto';
 import { AppState, type Apps } from '../apps';
 import type { Channels } from '../channels/channels';
 import { relayClientEvent } from '../channels/client-events';
@@ -11,7 +10,7 @@ import type { Log } from '../log';
 import type { PwsMetrics } from '../metrics/pws-metrics';
 import type { Options } from '../options';
 import { PONG_FRAME, connectionEstablished, decodeFrame, errorFrame, subscriptionErrorFrame } from '../protocol/frames';
-import { SOCKET_CLOSED, idOf, socketId, type Socket, type SocketData } from './socket';
+import { SOCKET_CLOSED, idOf, randomNonce, socketId, type Socket, type SocketData } from './socket';
 import { clock } from '../clock';
 import type { Users } from '../channels/users';
 import type { HttpRequest, HttpResponse, us_socket_context_t } from '../uws';
@@ -25,6 +24,9 @@ const NO_APP = new AppState(
   { id: '', key: '', secret: '', maxConnections: 0, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: false, enabled: false, userAuthentication: false, enableSubscriptionCount: false, webhooks: [], enableWatchlistEvents: false },
   -1,
 );
+
+/** The part of SocketData that upgrade hands to uWS (uWS runs open right inside res.upgrade). */
+type UpgradeData = Pick<SocketData, 'app' | 'ended'>;
 
 /** What the WebSocket side needs from the rest of the server. */
 export interface WsContext {
@@ -64,20 +66,19 @@ export function wsBehavior(ctx: WsContext): WebSocketBehavior<SocketData> {
     upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t) {
       const key = req.getParameter(0);
       const app = ctx.apps.findByKey(key);
-      const data: SocketData = {
-        nonce: randomInt(1, 2 ** 30),
-        slot: -1,
-        app: app ?? NO_APP,
-        channels: null,
-        userId: null,
-        activity: clock(),
-        ended: refusal(ctx, app, req.getQuery('protocol')),
-      };
+      // Only what open cannot know: uWS copies each field onto the socket through V8's generic
+      // property API, which costs more per field than open's own stores.
+      const data: UpgradeData = { app: app ?? NO_APP, ended: refusal(ctx, app, req.getQuery('protocol')) };
       res.upgrade(data, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
     },
 
     open(ws: Socket) {
       const socket = ws.getUserData();
+      // The rest of SocketData, in the same order for every socket, so that all share one shape.
+      socket.nonce = randomNonce();
+      socket.slot = -1;
+      socket.channels = null;
+      socket.activity = clock();
       const refused = socket.ended;
       if (refused !== null) {
         // Refused sockets get Pusher's close code so clients know whether to retry; they were never accepted, so

@@ -412,3 +412,40 @@ describe('presence channels', () => {
     }
   });
 });
+
+describe('a socket on many channels', () => {
+  test('past eight channels each is still found, re-subscribed, left, and left on close, presence included', async () => {
+    const s = await startServer();
+    try {
+      const app = s.server.apps.findById(APP.id)!;
+      const watcher = await s.raw();
+      await joinPresence(s, watcher, 'presence-room', { user_id: 'watcher' });
+      const r = await s.raw();
+      const id = await r.socketId();
+      await joinPresence(s, r, 'presence-room', { user_id: 'u1' });
+      const names = Array.from({ length: 10 }, (_, i) => `c${i}`);
+      for (const channel of names) await subscribeRaw(r, { channel });
+      await subscribeRaw(r, { channel: 'private-p', auth: channelAuth(id, 'private-p') });
+
+      await triggerSeenBy(s, r, 'c9', 'price', { v: 1 });
+      await triggerSeenBy(s, r, 'private-p', 'price', { v: 2 });
+      assert.equal((await subscribeRaw(r, { channel: 'c3' })).event, 'pusher_internal:subscription_succeeded');
+      assert.equal(app.channels.get('c3')?.subscriptions, 1, 'a re-subscription is not counted again');
+
+      r.send({ event: 'pusher:unsubscribe', data: { channel: 'c0' } });
+      await eventually(() => !app.channels.has('c0'), 2000, 'the unsubscribe');
+      const witness = await s.raw();
+      await witness.socketId();
+      await subscribeRaw(witness, { channel: 'c0' });
+      await triggerSeenBy(s, witness, 'c0', 'price', { v: 3 });
+      assert.deepEqual((await framesOn(r, 'c0')).map((f) => f.event), ['pusher_internal:subscription_succeeded'], 'nothing after the unsubscribe');
+
+      r.close();
+      await watcher.next((f) => f.event === 'pusher_internal:member_removed');
+      await eventually(() => [...app.channels.keys()].sort().join() === 'c0,presence-room', 2000, 'every channel of the closed socket to be left');
+      assert.deepEqual([...app.channels.get('presence-room')!.members!.keys()], ['watcher']);
+    } finally {
+      await s.stop();
+    }
+  });
+});
