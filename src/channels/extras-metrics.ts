@@ -1,6 +1,6 @@
 import type { AppState, Apps } from '../apps';
 import type { Counter } from '../metrics/counter';
-import type { PwsMetrics } from '../metrics/pws-metrics';
+import { seriesPerApp, type PwsMetrics } from '../metrics/pws-metrics';
 
 /**
  * Subscription-count frames sent and cache hits and misses, by app (slot = the app's
@@ -22,7 +22,7 @@ export class ExtrasMetrics {
     this.countFrames = registry.counter({ name: `${prefix}subscription_count_frames_total`, help: 'pusher_internal:subscription_count frames published (each reaches every subscriber of its channel).', labelNames });
     this.cacheHits = registry.counter({ name: `${prefix}cache_hits_total`, help: "New subscribers of cache channels sent the channel's last event.", labelNames });
     this.cacheMisses = registry.counter({ name: `${prefix}cache_misses_total`, help: 'New subscribers of cache channels that found the cache empty (pusher:cache_miss).', labelNames });
-    if ([...apps.all()].some((app) => app.config.enableSubscriptionCount)) this.addSeries(this.countFrames);
+    if ([...apps.all()].some((app) => app.config.enableSubscriptionCount)) seriesPerApp(this.countFrames, apps);
   }
 
   countFrameSent(app: AppState): void {
@@ -38,12 +38,7 @@ export class ExtrasMetrics {
   }
 
   private add(family: Counter, app: AppState): void {
-    if (family.size === 0) this.addSeries(family);
+    if (family.size === 0) seriesPerApp(family, this.apps);
     family.add(app.metricsSlot, 1);
-  }
-
-  // Every app's series at once, in the apps' order, so that slots are metricsSlots.
-  private addSeries(family: Counter): void {
-    for (const app of this.apps.all()) family.series([app.config.id]);
   }
 }

@@ -4,7 +4,7 @@ import type { FanOut } from '../adapter/fan-out';
 import { settle } from '../adapter/settle';
 import type { Log } from '../log';
 import type { Counter } from '../metrics/counter';
-import type { PwsMetrics } from '../metrics/pws-metrics';
+import { seriesPerApp, type PwsMetrics } from '../metrics/pws-metrics';
 import { watchlistChannel } from '../protocol/channel-names';
 import { ErrorCode, PusherError } from '../protocol/errors';
 import { errorFrame, watchlistEvents } from '../protocol/frames';
@@ -154,8 +154,6 @@ function sentCounter(metrics: PwsMetrics, apps: Apps): Counter {
     help: "Watchlist events frames this node sent: an initial state to a socket signing in, or a user's online or offline change, published once to whoever watches that user.",
     labelNames: ['app_id'],
   });
-  for (const app of apps.all()) {
-    if (family.series([app.config.id]) !== app.metricsSlot) throw new Error(`watchlist metric slots out of step for app ${app.config.id}`);
-  }
+  seriesPerApp(family, apps);
   return family;
 }

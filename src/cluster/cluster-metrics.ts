@@ -2,7 +2,7 @@ import type { Apps } from '../apps';
 import type { Counter } from '../metrics/counter';
 import type { Gauge } from '../metrics/gauge';
 import type { Histogram } from '../metrics/histogram';
-import type { PwsMetrics } from '../metrics/pws-metrics';
+import { seriesPerApp, type PwsMetrics } from '../metrics/pws-metrics';
 
 // From a loopback hop (~0.2 ms) to a Redis under strain (seconds).
 const LAG_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -29,12 +29,7 @@ export class ClusterMetrics {
     const labelNames = ['app_id'];
     this.published = registry.counter({ name: `${prefix}cluster_messages_published_total`, help: 'Frames this node published to Redis for the other nodes.', labelNames });
     this.received = registry.counter({ name: `${prefix}cluster_messages_received_total`, help: 'Frames received from other nodes through Redis.', labelNames });
-    for (const app of apps.all()) {
-      // Same order as the server's families, so an app's metricsSlot is its slot here too.
-      for (const family of [this.published, this.received]) {
-        if (family.series([app.config.id]) !== app.metricsSlot) throw new Error(`cluster metric slots out of step for app ${app.config.id}`);
-      }
-    }
+    for (const family of [this.published, this.received]) seriesPerApp(family, apps);
     this.lag = registry.histogram({ name: `${prefix}cluster_delivery_lag_seconds`, help: 'Seconds from the publish on the origin node to the receipt on this one.', buckets: LAG_BUCKETS });
     this.redisErrors = registry.counter({ name: `${prefix}redis_errors_total`, help: 'Redis command and connection failures.' });
     this.redisReconnects = registry.counter({ name: `${prefix}redis_reconnects_total`, help: 'Connections to Redis made again after a loss.' });

@@ -4,6 +4,7 @@
 import { totalmem } from 'node:os';
 import type { Apps } from '../apps';
 import { Counter } from './counter';
+import type { Family } from './family';
 import { Gauge } from './gauge';
 import { Histogram } from './histogram';
 import { ProcessCollector } from './process-collector';
@@ -32,6 +33,17 @@ const CLOSE_CODES = [1000, 1001, 1005, 1006, 1009, 4009, 4200, 4201];
 
 // From a read answered at once (~0.1 ms) to a call held up by Redis or a large batch.
 const REQUEST_DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+/**
+ * Gives a family labelled by app_id alone one series per app, in the apps' order, so that each
+ * app's series is at its metricsSlot, as in the server's own families: a subsystem then counts
+ * with `add(app.metricsSlot, n)` and never looks a label up.
+ */
+export function seriesPerApp(family: Family, apps: Apps): void {
+  for (const app of apps.all()) {
+    if (family.series([app.config.id]) !== app.metricsSlot) throw new Error(`${family.name}: metric slots out of step for app ${app.config.id}`);
+  }
+}
 
 /** Every family the server updates, each labelled by `app_id`, and the scrape body. */
 export class PwsMetrics {

@@ -2,7 +2,7 @@ import type { Apps } from '../apps';
 import type { Counter } from '../metrics/counter';
 import type { Gauge } from '../metrics/gauge';
 import type { Histogram } from '../metrics/histogram';
-import type { PwsMetrics } from '../metrics/pws-metrics';
+import { seriesPerApp, type PwsMetrics } from '../metrics/pws-metrics';
 
 // From a receiver on the same host (a few ms, plus the batching wait) to the 5 minutes of retries.
 const DELIVERY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
@@ -36,12 +36,7 @@ export class WebhookMetrics {
     this.eventsSent = registry.counter({ name: `${prefix}webhook_events_sent_total`, help: 'Webhook events delivered in POSTs answered with a 2xx status.', labelNames });
     this.eventsDropped = registry.counter({ name: `${prefix}webhook_events_dropped_total`, help: 'Webhook events given up: undelivered after 5 minutes of retries, refused by a full queue, or left at shutdown.', labelNames });
     this.queued = registry.gauge({ name: `${prefix}webhook_events_queued`, help: 'Webhook events waiting to be delivered, in flight included.', labelNames });
-    for (const app of apps.all()) {
-      // Same order as the server's families, so an app's metricsSlot is its slot here too.
-      for (const family of [this.sent, this.failed, this.retried, this.eventsSent, this.eventsDropped, this.queued]) {
-        if (family.series([app.config.id]) !== app.metricsSlot) throw new Error(`webhook metric slots out of step for app ${app.config.id}`);
-      }
-    }
+    for (const family of [this.sent, this.failed, this.retried, this.eventsSent, this.eventsDropped, this.queued]) seriesPerApp(family, apps);
     this.deliverySeconds = registry.histogram({ name: `${prefix}webhook_delivery_duration_seconds`, help: "Seconds from a webhook event's queueing to the 2xx answer for its POST, batching wait and retries included.", buckets: DELIVERY_BUCKETS });
     this.deliverySeconds.series([]);
   }
