@@ -7,6 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
+import { loaded } from '../src/uws';
 
 /** The repository root (dist/bench/ → ../..). */
 export const ROOT = resolve(__dirname, '..', '..');
@@ -120,13 +121,12 @@ export interface Machine {
 export function machine(): Machine {
   const cpuinfo = safeRead('/proc/cpuinfo');
   const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? cpus()[0]?.model ?? 'unknown';
-  const uwsPackage = JSON.parse(readFileSync(join(ROOT, 'node_modules', 'uWebSockets.js', 'package.json'), 'utf8')) as { version: string };
   return {
     cpus: cpus().length,
     cpuModel: model.trim(),
     memoryGb: Math.round(totalmem() / 2 ** 30),
     node: process.version,
-    uws: uwsPackage.version,
+    uws: loaded.description,
     kernel: safeRead('/proc/sys/kernel/osrelease').trim(),
     clockTicks: CLK_TCK,
     openFileLimit: openFileLimit(),

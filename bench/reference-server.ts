@@ -51,7 +51,7 @@ app.ws('/app/:key', {
   maxPayloadLength: 100 * 1024,
   idleTimeout: 0,
   maxBackpressure: 1024 * 1024,
-  closeOnBackpressureLimit: 0,
+  closeOnBackpressureLimit: false,
   open(ws) {
     const data = JSON.stringify({ socket_id: `${process.pid}.${++nextSocket}`, activity_timeout: 120 });
     ws.send(`{"event":"pusher:connection_established","data":${JSON.stringify(data)}}`);

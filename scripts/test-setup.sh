@@ -25,8 +25,13 @@ need_npm_install() {
   return 1
 }
 if need_npm_install; then
-  log "installing npm dependencies (npm install)"
-  npm install --no-audit --no-fund
+  if [ -f package-lock.json ]; then
+    log "installing npm dependencies (npm ci)"
+    npm ci --no-audit --no-fund
+  else
+    log "installing npm dependencies (npm install)"
+    npm install --no-audit --no-fund
+  fi
   touch "$NPM_STAMP"
 fi
 

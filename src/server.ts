@@ -23,7 +23,7 @@ import { PwsMetrics } from './metrics/pws-metrics';
 import type { Options } from './options';
 import { Users } from './channels/users';
 import { Watchlist } from './channels/watchlist';
-import { uws, type TemplatedApp, type us_listen_socket } from './uws';
+import { loaded, uws, type TemplatedApp, type us_listen_socket } from './uws';
 import { wsBehavior } from './ws/behavior';
 import { Webhooks } from './webhooks/webhooks';
 
@@ -133,7 +133,7 @@ export class Server {
     this.activity = new ActivityMonitor(this.apps, this.options, this.fanOut);
     this.memory = new MemoryWatch(this.options.acceptTrafficMemoryThreshold);
     this.pushgateway?.start();
-    this.log.info(`pws-server listening on ${this.options.sslCert ? 'https/wss' : 'http/ws'}://${this.options.host}:${this.port}` + (this.metrics ? `, metrics on :${this.metricsPort || this.port}/metrics` : ''));
+    this.log.info(`pws-server listening on ${this.options.sslCert ? 'https/wss' : 'http/ws'}://${this.options.host}:${this.port}` + (this.metrics ? `, metrics on :${this.metricsPort || this.port}/metrics` : '') + `, on ${loaded.description}`);
   }
 
   /** True once shutdown has begun: /ready answers 503 and new connections are refused. */

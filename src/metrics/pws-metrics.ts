@@ -9,6 +9,7 @@ import { Gauge } from './gauge';
 import { Histogram } from './histogram';
 import { ProcessCollector } from './process-collector';
 import { Registry } from './registry';
+import { loaded } from '../uws';
 
 /** Options of the server's metrics. */
 export interface PwsMetricsOptions {
@@ -134,10 +135,10 @@ export class PwsMetrics {
     const { prefix } = options;
     const buildInfo = this.registry.gauge({
       name: `${prefix}build_info`,
-      help: 'Always 1: the versions of pws-server, Node.js and uWebSockets.js this node runs.',
+      help: 'Always 1: the versions of pws-server, Node.js and the native uWebSockets.js build this node runs.',
       labelNames: ['version', 'nodejs_version', 'uws_version'],
     });
-    buildInfo.set(buildInfo.series([packageVersion('../../../package.json'), process.version, packageVersion('uWebSockets.js/package.json')]), 1);
+    buildInfo.set(buildInfo.series([packageVersion('../../../package.json'), process.version, loaded.build.version]), 1);
     if (options.memoryThresholdPercent !== undefined) {
       const threshold = this.registry.gauge({
         name: `${prefix}memory_threshold_bytes`,

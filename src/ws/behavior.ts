@@ -13,8 +13,7 @@ import { PONG_FRAME, connectionEstablished, decodeFrame, errorFrame, subscriptio
 import { SOCKET_CLOSED, idOf, randomNonce, socketId, type Socket, type SocketData } from './socket';
 import { clock } from '../clock';
 import type { Users } from '../channels/users';
-import type { HttpRequest, HttpResponse, us_socket_context_t } from '../uws';
-import type { WebSocketBehavior } from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, us_socket_context_t, WebSocketBehavior } from '../uws';
 
 // Decodes frames straight from uWS's ArrayBuffer, without wrapping it in a Buffer first.
 const UTF8 = new TextDecoder();
@@ -61,10 +60,10 @@ export function wsBehavior(ctx: WsContext): WebSocketBehavior<SocketData> {
     // which would otherwise count as sent for as long as the client lags. What its buffer held at
     // the close is still counted: at most this much per slow socket (see docs/metrics.md).
     maxBackpressure: 1024 * 1024,
-    closeOnBackpressureLimit: 1,
+    closeOnBackpressureLimit: true,
 
     upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t) {
-      const key = req.getParameter(0);
+      const key = req.getParameter(0) ?? '';
       const app = ctx.apps.findByKey(key);
       // Only what open cannot know: uWS copies each field onto the socket through V8's generic
       // property API, which costs more per field than open's own stores.

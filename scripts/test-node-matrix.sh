@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The test suite under Node.js 22 and 24, each in the Debian 13 root of scripts/node-root.sh (the
+# uWebSockets.js build for those Nodes needs glibc 2.38). `npm test` runs this after the suite on
+# this machine's Node. PWS_TEST_NODES picks the majors (default "22 24"; empty: none).
+# Needs root; elsewhere it says so and skips, except under CI=true, where that is a failure.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+NODES="${PWS_TEST_NODES-22 24}"
+[ -n "$NODES" ] || exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  if [ "${CI:-}" = "true" ]; then
+    echo "test-node-matrix: CI=true: the suite under Node $NODES needs root (debootstrap, chroot)" >&2
+    exit 1
+  fi
+  echo "test-node-matrix: skipping the suite under Node $NODES: run npm test as root (it builds a Debian 13 root with debootstrap)" >&2
+  exit 0
+fi
+for major in $NODES; do
+  start=$SECONDS
+  bash scripts/node-root.sh "$major" 'bash scripts/test-setup.sh && npm run test:suite'
+  echo "test-node-matrix: Node $major passed in $((SECONDS - start)) s" >&2
+done
