@@ -133,7 +133,8 @@ export class Server {
     this.activity = new ActivityMonitor(this.apps, this.options, this.fanOut);
     this.memory = new MemoryWatch(this.options.acceptTrafficMemoryThreshold);
     this.pushgateway?.start();
-    this.log.info(`pws-server listening on ${this.options.sslCert ? 'https/wss' : 'http/ws'}://${this.options.host}:${this.port}` + (this.metrics ? `, metrics on :${this.metricsPort || this.port}/metrics` : '') + `, on ${loaded.description}`);
+    this.log.info(loaded.description);
+    this.log.info(`pws-server listening on ${this.options.sslCert ? 'https/wss' : 'http/ws'}://${this.options.host}:${this.port}` + (this.metrics ? `, metrics on :${this.metricsPort || this.port}/metrics` : ''));
   }
 
   /** True once shutdown has begun: /ready answers 503 and new connections are refused. */

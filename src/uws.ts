@@ -95,8 +95,15 @@ export function loadNative(builds: readonly UwsBuild[] = BUILDS, dirOf: (build: 
 function firstLine(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
   if (/Cannot find module/.test(message)) return `no binary for ABI ${process.versions.modules}`;
+  const glibc = /version `(GLIBC_[\d.]+)' not found/.exec(message);
+  if (glibc) return `needs ${glibc[1]}`;
   return message.split('\n')[0];
 }
+
+// uWS reads this once, when its binary loads. 20.57.0 answers a request head over 4 KB with an HTML
+// 431; a browser sends every cookie of the site with the WebSocket upgrade, so 4 KB turns real
+// clients away (20.30.0 took heads of 20 KB). An operator's own setting wins.
+process.env.UWS_HTTP_MAX_HEADERS_SIZE ??= '16384';
 
 /** The native uWebSockets.js build this process runs on. */
 export const loaded = loadNative();

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import Pusher from 'pusher';
 import PusherJs from 'pusher-js';
 import { OPTION_SPECS } from '../src/options';
+import { loaded } from '../src/uws';
 import { RawSocket, connected, nextEvent, subscribed } from './helpers/server';
 import { TLS } from './helpers/tls';
 
@@ -229,7 +230,9 @@ describe('start', () => {
       const exit = await within(server.exited, GRACE_MS + 5000, 'exit after SIGTERM');
       assert.equal(exit.code, 0);
       assert.equal(exit.stderr, '');
-      assert.match(exit.stdout, new RegExp(`info {2}pws-server listening on http/ws://127\\.0\\.0\\.1:${server.port}\\n`));
+      // Which native uWebSockets.js build runs, then where it listens.
+      const build = `uWebSockets.js ${loaded.build.version} \\(native, ${process.platform}-${process.arch}, ABI ${process.versions.modules}\\)`;
+      assert.match(exit.stdout, new RegExp(`info {2}${build}\\n.*info {2}pws-server listening on http/ws://127\\.0\\.0\\.1:${server.port}\\n`));
     } finally {
       for (const c of client) c.disconnect();
       cleanup(server);

@@ -12,12 +12,13 @@ import * as path from 'node:path';
 import Pusher from 'pusher';
 import PusherJs from 'pusher-js';
 import { Log } from '../../src/log';
+import { GZIP_MIN_BYTES } from '../../src/metrics/format';
 import { groupingPath, PushgatewayDriver } from '../../src/metrics/pushgateway';
 import { PwsMetrics } from '../../src/metrics/pws-metrics';
 import { loadOptions } from '../../src/options';
 import { Server } from '../../src/server';
 import { APP, connected, eventually, nextEvent, startServer, subscribed } from '../helpers/server';
-import { findTool, freePort, missingToolSkip, startPushgateway, type PushgatewayInstance } from '../helpers/services';
+import { findTool, freePort, missingToolSkip, requireTool, startPushgateway, type PushgatewayInstance } from '../helpers/services';
 
 const skip = missingToolSkip('prometheus-pushgateway', 'prometheus-pushgateway');
 const WAIT_MS = 15000;
@@ -356,11 +357,12 @@ test('a large body is pushed gzipped and a small one plain; every push counted a
     const perPush = value(scrape, 'pws_pushgateway_pushed_bytes_total', {})! / pushes;
     const plain = Buffer.byteLength(scrape);
     t.diagnostic(`${instance}: ${plain} bytes rendered, ${Math.round(perPush)} bytes per push`);
-    if (gzipped) {
-      assert.ok(plain >= 14600, `${plain} bytes`);
+    // One app's body is under the threshold on Node 20 and just over it on Node 24, whose V8 has
+    // more heap spaces (a series each): the size decides, and the 200-app body is always over.
+    if (gzipped) assert.ok(plain >= GZIP_MIN_BYTES, `${plain} bytes`);
+    if (plain >= GZIP_MIN_BYTES) {
       assert.ok(perPush < plain / 5, `${perPush} bytes per push for a ${plain}-byte body`);
     } else {
-      assert.ok(plain < 14600, `${plain} bytes`);
       assert.ok(Math.abs(perPush - plain) < plain * 0.1, `${perPush} bytes per push for a ${plain}-byte body`);
     }
   }
@@ -541,7 +543,12 @@ test('a non-2xx answer is a failure: the gateway refusing an inconsistent push (
   await eventually(async () => (await failuresOnServer(srv)) >= 2, WAIT_MS, 'two refused pushes');
   const warnings = srv.log.matching(/^warn /);
   assert.equal(warnings.length, 1, warnings.join('\n'));
-  assert.match(warnings[0], /failed: HTTP 400: pushed metrics are invalid or inconsistent with existing metrics: .*pws_0_connected/);
+  // Pushgateway 1.11.0 (Debian 13) answers nothing here: its logger panics on this error and the
+  // connection closes. Earlier versions answer 400 with the reason, which the warning quotes.
+  const expected = /version 1\.11\.0\b/.test(spawnSync(requireTool('prometheus-pushgateway', 'prometheus-pushgateway'), ['--version'], { encoding: 'utf8' }).stdout)
+    ? /failed: other side closed/
+    : /failed: HTTP 400: pushed metrics are invalid or inconsistent with existing metrics: .*pws_0_connected/;
+  assert.match(warnings[0], expected);
   let text = await gw.metricsText();
   assert.ok(value(text, 'push_failure_time_seconds', group)! > 0);
   assert.equal(value(text, 'pws_0_connected', { app_id: APP.id, ...group }), undefined);

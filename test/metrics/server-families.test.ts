@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { scrape, sampleValue, type Exposition } from '../helpers/exposition';
+import { loaded } from '../../src/uws';
 import { APP, connected, eventually, startServer, subscribed, type TestServer } from '../helpers/server';
 
 const APP_TWO = { id: 'app-two', key: 'key-two', secret: 'secret-two', enableClientMessages: true };
@@ -41,7 +42,7 @@ test('build_info carries the versions of pws-server, Node.js and uWebSockets.js;
   t.after(() => s.stop());
   const exposition = await scrape(s.url('/metrics'));
   const version = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'package.json'), 'utf8')).version;
-  const uws = JSON.parse(fs.readFileSync(require.resolve('uWebSockets.js/package.json'), 'utf8')).version;
+  const uws = loaded.build.version;
   assert.deepEqual(series(exposition, 'pws_build_info'), { [`version=${version},nodejs_version=${process.version},uws_version=${uws}`]: 1 });
   assert.equal(exposition.families.get('pws_build_info')!.type, 'gauge');
   assert.equal(sampleValue(exposition, 'pws_memory_threshold_bytes'), Math.round(os.totalmem() / 2));
