@@ -77,6 +77,30 @@ test('no build loads: one line with Node, ABI, platform, libc, each build\'s rea
   );
 });
 
+test('pws-server start with no build that loads: that one line on stderr, exit code 1', (t) => {
+  // The package as installed, but each uWS dependency holding only a Windows binary.
+  const copy = fs.mkdtempSync(path.join(os.tmpdir(), 'pws-nobuild-'));
+  t.after(() => fs.rmSync(copy, { recursive: true, force: true }));
+  fs.cpSync(path.join(ROOT, 'bin'), path.join(copy, 'bin'), { recursive: true });
+  fs.cpSync(path.join(ROOT, 'dist', 'src'), path.join(copy, 'dist', 'src'), { recursive: true });
+  fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(copy, 'package.json'));
+  for (const build of BUILDS) {
+    const from = installedDir(build);
+    const to = path.join(copy, 'node_modules', build.dependency);
+    fs.mkdirSync(path.join(to, build.binaries), { recursive: true });
+    fs.copyFileSync(path.join(from, 'package.json'), path.join(to, 'package.json'));
+    const windows = fs.readdirSync(path.join(from, build.binaries)).find((f) => f.startsWith('uws_win32_x64_'))!;
+    fs.copyFileSync(path.join(from, build.binaries, windows), path.join(to, build.binaries, windows));
+  }
+  const run = spawnSync(process.execPath, [path.join(copy, 'bin', 'pws-server.js'), 'start'], { encoding: 'utf8', env: { PATH: process.env.PATH, PORT: '0' }, timeout: 30_000 });
+  assert.equal(run.status, 1);
+  assert.equal(run.stdout, '');
+  const lines = run.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, run.stderr);
+  assert.ok(lines[0].startsWith(`pws-server: no native uWebSockets.js build loads on Node.js ${process.version} (ABI ${process.versions.modules}), ${process.platform}-${process.arch}, ${glibcVersion()}`), lines[0]);
+  assert.ok(lines[0].endsWith(`Works: ${WHAT_WORKS}.`), lines[0]);
+});
+
 test('the glibc version comes from the process report', () => {
   const runtime = (process.report.getReport() as { header: { glibcVersionRuntime?: string } }).header.glibcVersionRuntime;
   assert.equal(glibcVersion(), runtime ? `glibc ${runtime}` : 'no glibc');
