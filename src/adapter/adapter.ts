@@ -26,15 +26,13 @@ export interface Broadcaster {
   /**
    * A socket of the channel is about to be sent the channel's state as of some version (a member
    * list, a watchlist's initial state): the edges delivered from now on are kept for it, since it
-   * may get them before that older state, which would undo them.
+   * may get them before that older state, which would undo them. `first`: it is the node's first
+   * subscriber of the channel, so once it has its state no socket here needs an older edge.
+   * Null where edges need no holding (one node).
    */
-  holdEdges(app: AppState, channel: string): void;
-  /**
-   * Its state went out (to `ws`, null when it did not): sends it the kept edges newer than `version`,
-   * in order. `first`: it was the node's first subscriber of the channel, so no socket here needs
-   * an edge older than that state any more.
-   */
-  releaseEdges(app: AppState, channel: string, version: number, ws: Socket | null, first: boolean): void;
+  holdEdges(app: AppState, channel: string, first: boolean): object | null;
+  /** Its state as of `version` went out (to `ws`; null when it did not): sends it the kept edges newer than that, in order. */
+  releaseEdges(hold: object | null, version: number, ws: Socket | null): void;
 }
 
 /** A presence member joining (any of its sockets), as the channel's other subscribers see it. */

@@ -63,7 +63,9 @@ export class FanOut implements Broadcaster {
     this.publish(app, channel, frame, exceptSocketId);
   }
 
-  holdEdges(): void {}
+  holdEdges(): null {
+    return null;
+  }
 
   releaseEdges(): void {}
 

@@ -84,8 +84,8 @@ export class Channels {
     const channel = this.attach(ws, socket, name, '');
     const join = listened(channel, this.ctx.state.join(app, name, false, null));
     // Not settle(): its callback would be a closure allocated on every subscribe, also on one node.
-    if (join instanceof Promise) return join.then((edges) => this.joined(ws, socket, name, edges, '', undefined, false));
-    this.joined(ws, socket, name, join, '', undefined, false);
+    if (join instanceof Promise) return join.then((edges) => this.joined(ws, socket, name, edges, '', undefined, null));
+    this.joined(ws, socket, name, join, '', undefined, null);
   }
 
   // pusher-js subscribes to its user's #server-to-user-<id> after sign-in. Sign-in already
@@ -127,19 +127,19 @@ export class Channels {
     if (member === undefined) members.set(userId, (member = { info, sockets: 1 }));
     else member.sockets++;
     // Edges of the channel that reach this node before the member list are sent again after it.
-    this.ctx.broadcaster.holdEdges(socket.app, name);
+    const hold = this.ctx.broadcaster.holdEdges(socket.app, name, first);
     // Every socket of the user joins as the member: the state adds it when this node holds no
     // membership of the user yet, and refuses it then if the channel is full.
     const join = this.ctx.state.join(socket.app, name, true, { userId, info: member.info });
     const memberInfo = member.info;
-    return settle(listened(channel, join), (edges) => this.joined(ws, socket, name, edges, userId, memberInfo, first));
+    return settle(listened(channel, join), (edges) => this.joined(ws, socket, name, edges, userId, memberInfo, hold));
   }
 
-  private joined(ws: Socket, socket: SocketData, name: string, edges: JoinEdges, userId: string, info: unknown, first: boolean): void {
+  private joined(ws: Socket, socket: SocketData, name: string, edges: JoinEdges, userId: string, info: unknown, hold: object | null): void {
     const { fanOut, broadcaster, events } = this.ctx;
     const app = socket.app;
     if (edges.full) {
-      broadcaster.releaseEdges(app, name, edges.version, null, first);
+      broadcaster.releaseEdges(hold, edges.version, null);
       // Another node filled the channel meanwhile: the state counted the subscription but not
       // the member, so an ordinary unsubscribe undoes it (unless the socket left already).
       if (socket.ended !== null || channelUser(socket.channels, name) !== userId) return;
@@ -154,7 +154,7 @@ export class Channels {
     }
     const open = socket.ended === null && channelUser(socket.channels, name) !== undefined;
     if (open) fanOut.send(ws, subscriptionSucceeded(name, edges.members === null ? '{}' : presenceData(edges.members)));
-    if (edges.members !== null) broadcaster.releaseEdges(app, name, edges.version, open ? ws : null, first);
+    broadcaster.releaseEdges(hold, edges.version, open ? ws : null);
     // After the confirmation, so the new subscriber counts itself too.
     if (edges.members === null && app.config.enableSubscriptionCount) this.ctx.counts?.changed(app, name, edges.subscriptionCount, edges.version);
     if (open && isCacheChannel(name)) this.replayCache(ws, socket, name);

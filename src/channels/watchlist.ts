@@ -67,19 +67,18 @@ export class Watchlist {
     const app = socket.app;
     const { ids, errors } = parseWatchlist(list);
     const waits: Promise<void>[] = confirmed instanceof Promise ? [confirmed] : [];
-    // Which of the ids this socket is the node's first watcher of.
-    const firsts: boolean[] = [];
+    // Changes of the watched users delivered before the state is read are sent again after it.
+    const holds: (object | null)[] = [];
     if (ids.length > 0) {
       app.watchlists!.set(ws, ids);
       for (const id of ids) {
         const listening = this.join(ws, app, id);
         if (listening !== null) waits.push(listening);
-        firsts.push(app.watched!.get(id)!.watchers === 1);
-        this.broadcaster.holdEdges(app, watchlistChannel(id));
+        holds.push(this.broadcaster.holdEdges(app, watchlistChannel(id), app.watched!.get(id)!.watchers === 1));
       }
     }
     const release = (version: number, to: Socket | null) => {
-      for (let i = 0; i < ids.length; i++) this.broadcaster.releaseEdges(app, watchlistChannel(ids[i]), version, to, firsts[i]);
+      for (const hold of holds) this.broadcaster.releaseEdges(hold, version, to);
     };
     // A sign-in again (or a close) meanwhile replaced or dropped this list: its state is not wanted.
     const current = () => socket.ended === null && (ids.length === 0 || app.watchlists!.get(ws) === ids);

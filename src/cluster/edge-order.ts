@@ -27,6 +27,18 @@ class ChannelEdges {
   /** Sockets waiting for the channel's state; while there are any, delivered edges are kept for them. */
   holds = 0;
   kept: Kept[] = [];
+  /** The node's last subscriber left: holds taken before that are void. */
+  forgotten = false;
+}
+
+/** One socket waiting for a channel's state. */
+export class EdgeHold {
+  released = false;
+
+  constructor(
+    readonly edges: ChannelEdges,
+    readonly first: boolean,
+  ) {}
 }
 
 /**
@@ -57,20 +69,23 @@ export class EdgeOrder {
     return true;
   }
 
-  /** A socket of the channel waits for its state: keep what is delivered meanwhile. */
-  hold(app: AppState, channel: string): void {
-    this.edges(app, channel).holds++;
+  /** A socket of the channel waits for its state (`first`: the node's first subscriber): keep what is delivered meanwhile. */
+  hold(app: AppState, channel: string, first: boolean): EdgeHold {
+    const edges = this.edges(app, channel);
+    edges.holds++;
+    return new EdgeHold(edges, first);
   }
 
   /**
    * The socket got its state as of `version` (or none): returns the kept edges newer than it, in
-   * order. For the node's `first` subscriber the state covers every older edge: from now on an
+   * order. For the node's first subscriber the state covers every older edge: from now on an
    * older one about a key the node has not seen is stale.
    */
-  release(app: AppState, channel: string, version: number, first: boolean): Kept[] {
-    const edges = this.apps.get(app)?.get(channel);
-    if (edges === undefined) return [];
-    if (first && version > edges.floor) edges.floor = version;
+  release(hold: EdgeHold, version: number): Kept[] {
+    const { edges } = hold;
+    if (hold.released || edges.forgotten) return [];
+    hold.released = true;
+    if (hold.first && version > edges.floor) edges.floor = version;
     const newer = edges.kept.filter((k) => k.version > version);
     if (--edges.holds === 0) edges.kept = [];
     return newer;
@@ -78,7 +93,11 @@ export class EdgeOrder {
 
   /** The node's last subscriber of the channel left. */
   forget(app: AppState, channel: string): void {
-    this.apps.get(app)?.delete(channel);
+    const channels = this.apps.get(app);
+    const edges = channels?.get(channel);
+    if (edges === undefined) return;
+    edges.forgotten = true;
+    channels!.delete(channel);
   }
 
   private edges(app: AppState, channel: string): ChannelEdges {

@@ -5,7 +5,7 @@ import type { Log } from '../log';
 import type { Socket } from '../ws/socket';
 import { userChannel, watchlistChannel } from '../protocol/channel-names';
 import type { ClusterMetrics } from './cluster-metrics';
-import { EdgeOrder } from './edge-order';
+import { EdgeOrder, type EdgeHold } from './edge-order';
 import type { Keys } from './keys';
 import type { MessageListener, RedisLink } from './redis-link';
 
@@ -47,12 +47,13 @@ export class RedisBroadcaster implements Broadcaster {
     this.send(app, channel, EDGE, exceptSocketId ?? '', `${version}\n${key.length}\n${key}${frame}`);
   }
 
-  holdEdges(app: AppState, channel: string): void {
-    this.order.hold(app, channel);
+  holdEdges(app: AppState, channel: string, first: boolean): EdgeHold {
+    return this.order.hold(app, channel, first);
   }
 
-  releaseEdges(app: AppState, channel: string, version: number, ws: Socket | null, first: boolean): void {
-    const newer = this.order.release(app, channel, version, first);
+  releaseEdges(hold: EdgeHold | null, version: number, ws: Socket | null): void {
+    if (hold === null) return;
+    const newer = this.order.release(hold, version);
     if (ws !== null) for (const edge of newer) this.fanOut.send(ws, edge.frame);
   }
 

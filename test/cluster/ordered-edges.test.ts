@@ -156,6 +156,32 @@ describe('ordered edges in a cluster on one Redis', { skip }, () => {
     }
   });
 
+  test('a user signing out on one node and in on another: the old node\'s late offline does not undo the new node\'s online', async () => {
+    const { held: a, direct: b, prefix } = await twoNodes({ DEFAULT_APP_ENABLE_WATCHLIST_EVENTS: 'true' });
+    try {
+      const w = b.client({ user: { id: 'w', watchlist: ['u'] } });
+      const events: { name: string; user_ids: string[] }[] = [];
+      w.user.watchlist.bind('online', (e: { name: string; user_ids: string[] }) => events.push(e));
+      w.user.watchlist.bind('offline', (e: { name: string; user_ids: string[] }) => events.push(e));
+      w.signin();
+      await subscribed(w, 'marks');
+      await eventually(() => events.length === 1, 10000, 'the initial state');
+      const onA = a.client({ user: { id: 'u' } });
+      onA.signin();
+      await eventually(() => events.length === 2, 10000, 'u online');
+
+      proxy.hold();
+      onA.disconnect();
+      await eventually(async () => (await redis.cli('HGET', `${prefix}:{${APP.id}}:online`, 'u')).trim() === '', 10000, 'the sign-out ran in Redis');
+      b.client({ user: { id: 'u' } }).signin();
+      await eventually(() => events.length === 3, 10000, 'u online again, from b');
+      await releaseAndSettle(a, 1, w, 'marks');
+      assert.deepEqual(events.at(-1), { name: 'online', user_ids: ['u'] }, `u ends online: ${JSON.stringify(events)}`);
+    } finally {
+      await stopAll();
+    }
+  });
+
   test('live counts sent by two nodes: subscribers end on the last count Redis decided', async () => {
     const { held: a, direct: b, prefix } = await twoNodes({ DEFAULT_APP_ENABLE_SUBSCRIPTION_COUNT: 'true' });
     try {
