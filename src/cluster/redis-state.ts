@@ -14,8 +14,12 @@ const RESTORE_BATCH = 500;
 export interface Reaped {
   removed: { channel: string; userId: string }[];
   vacated: string[];
+  /** Channels left with fewer subscribers, and how many. */
+  counted: { channel: string; count: number }[];
   /** Users (apps with watchlist events) signed in on no node any more. */
   offline: string[];
+  /** The edge version of all of these. */
+  version: number;
 }
 
 /** Told of a user that came online or went offline (apps with watchlist events). */
@@ -147,8 +151,11 @@ export class RedisChannelState implements ChannelState {
     const removed: Reaped['removed'] = [];
     for (let i = 1; i < 1 + pairs; i += 2) removed.push({ channel: reply[i], userId: reply[i + 1] });
     const vacatedAt = 2 + pairs;
-    const offlineAt = vacatedAt + Number(reply[1 + pairs]);
-    return { removed, vacated: reply.slice(vacatedAt, offlineAt), offline: reply.slice(offlineAt) };
+    const countedAt = vacatedAt + Number(reply[vacatedAt - 1]) + 1;
+    const versionAt = countedAt + Number(reply[countedAt - 1]);
+    const counted: Reaped['counted'] = [];
+    for (let i = countedAt; i < versionAt; i += 2) counted.push({ channel: reply[i], count: Number(reply[i + 1]) });
+    return { removed, vacated: reply.slice(vacatedAt, countedAt - 1), counted, version: Number(reply[versionAt]), offline: reply.slice(versionAt + 1) };
   }
 
   /**

@@ -9,7 +9,7 @@ export function script(source: string): Script {
   return { source, sha: createHash('sha1').update(source).digest('hex') };
 }
 
-// The app's next edge version (KEYS[n]): above every version handed out before, and at least
+// The app's next edge version (in the key given): above every version handed out before, and at least
 // Redis's clock in microseconds, so it still grows after Redis restarted empty or failed over to
 // a replica that missed the last writes (whose clock is close). Nodes deliver an edge only when it
 // is newer than the last they delivered for the same channel and member (see edge-order.ts).
@@ -94,19 +94,24 @@ return {vacated, removed, count, nextVersion(KEYS[5])}
 
 /**
  * KEYS subs, owned, conns. ARGV app key prefix, node id. Takes everything a dead node added out
- * of the app's state.
- * Returns {n, channel, user … (n/2 members removed), v, vacated channel … (v), user … (gone offline)}.
+ * of the app's state; its edges take one version.
+ * Returns {n, channel, user … (n/2 members removed), v, vacated channel … (v), c, channel, count …
+ * (c/2 channels left with fewer subscribers), version, user … (gone offline)}.
  */
-export const REAP = script(`
+export const REAP = script(`${NEXT_VERSION}
 local fields = redis.call('HGETALL', KEYS[2])
-local removed, vacated, offline = {}, {}, {}
+local removed, vacated, counted, offline = {}, {}, {}, {}
 for i = 1, #fields, 2 do
   local f, n = fields[i], tonumber(fields[i + 1])
   local kind, rest = string.sub(f, 1, 1), string.sub(f, 3)
   if kind == 's' then
-    if redis.call('HINCRBY', KEYS[1], rest, -n) <= 0 then
+    local left = redis.call('HINCRBY', KEYS[1], rest, -n)
+    if left <= 0 then
       redis.call('HDEL', KEYS[1], rest)
       vacated[#vacated + 1] = rest
+    else
+      counted[#counted + 1] = rest
+      counted[#counted + 1] = left
     end
   elseif kind == 'm' then
     local nl = string.find(rest, '\\n', 1, true)
@@ -131,6 +136,9 @@ local out = {#removed}
 for i = 1, #removed do out[#out + 1] = removed[i] end
 out[#out + 1] = #vacated
 for i = 1, #vacated do out[#out + 1] = vacated[i] end
+out[#out + 1] = #counted
+for i = 1, #counted do out[#out + 1] = counted[i] end
+out[#out + 1] = nextVersion(ARGV[1] .. 'version')
 for i = 1, #offline do out[#out + 1] = offline[i] end
 return out
 `);

@@ -5,11 +5,12 @@
 // Redis sends to one node (test/helpers/reply-hold.ts) while the other node goes on.
 import { describe, test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import type PusherJs from 'pusher-js';
+import PusherJs from 'pusher-js';
 import { APP, drained, eventually, nextEvent, startServer, subscribed, type TestServer } from '../helpers/server';
 import { redisSkip, startRedis, type RedisInstance } from '../helpers/redis';
 import { parseExposition, rawGet, sampleValue } from '../helpers/exposition';
 import { replyHold, type ReplyHold } from '../helpers/reply-hold';
+import { spawnNode } from '../helpers/nodes';
 import { THROTTLE_ABOVE, THROTTLE_MS } from '../../src/channels/subscription-counts';
 import * as scripts from '../../src/cluster/scripts';
 
@@ -202,6 +203,27 @@ describe('ordered edges in a cluster on one Redis', { skip }, () => {
       assert.equal(channel.subscriptionCount, 2);
     } finally {
       await stopAll();
+    }
+  });
+
+  test('a reap sends the new count of the channels the dead node had subscribers of', async () => {
+    const env = { ADAPTER_DRIVER: 'redis', ADAPTER_NODE_TIMEOUT: '1000', REDIS_URL: redis.url, DB_REDIS_KEY_PREFIX: `k${Math.random().toString(36).slice(2, 8)}`, DEFAULT_APP_ENABLE_SUBSCRIPTION_COUNT: 'true' };
+    const survivor = await startServer(env);
+    servers.push(survivor);
+    const doomed = await spawnNode(env);
+    try {
+      const observer = survivor.client();
+      await subscribed(observer, 'c');
+      const channel = observer.channel('c') as unknown as { subscriptionCount: number | null };
+      const onDoomed = new PusherJs(APP.key, { cluster: 'local', wsHost: '127.0.0.1', wsPort: doomed.port, forceTLS: false, enabledTransports: ['ws'], disableStats: true });
+      await subscribed(onDoomed, 'c');
+      await eventually(() => channel.subscriptionCount === 2, 10000, 'count 2');
+      await doomed.kill();
+      onDoomed.disconnect();
+      await eventually(() => channel.subscriptionCount === 1, 15000, 'count 1 once the dead node is reaped');
+    } finally {
+      await stopAll();
+      await doomed.stop().catch(() => undefined);
     }
   });
 
