@@ -129,7 +129,7 @@ export class Server {
       this.listenSockets = [];
       throw err;
     }
-    await this.cluster?.start(this.watchlist);
+    await this.cluster?.start(this.watchlist, this.counts);
     this.activity = new ActivityMonitor(this.apps, this.options, this.fanOut);
     this.memory = new MemoryWatch(this.options.acceptTrafficMemoryThreshold);
     this.pushgateway?.start();

@@ -1,6 +1,7 @@
 // The two seams between the channel rules and where state and subscribers live: one node
 // (fan-out.ts, local-state.ts) or many nodes on Redis (src/cluster/).
 import type { AppState } from '../apps';
+import type { Socket } from '../ws/socket';
 
 /** Delivers frames to a channel's subscribers on every node. */
 export interface Broadcaster {
@@ -15,9 +16,26 @@ export interface Broadcaster {
   listen(app: AppState, channel: string): void | Promise<void>;
   /** This node's last subscriber of `channel` left. */
   unlisten(app: AppState, channel: string): void;
+  /**
+   * Delivers an edge (a member, online status or count frame) decided at `version` about `key` of
+   * the channel (a user id, or ''): each node delivers it only when it is newer than the last edge
+   * it delivered about that key, so edges decided by two nodes reach clients in the order Redis
+   * decided them. Version 0 (decided by this node alone) is delivered whatever came before.
+   */
+  publishEdge(app: AppState, channel: string, key: string, version: number, frame: string, exceptSocketId?: string): void;
+  /**
+   * A socket of the channel is about to be sent the channel's state as of some version (a member
+   * list, a watchlist's initial state): the edges delivered from now on are kept for it, since it
+   * may get them before that older state, which would undo them. `first`: it is the node's first
+   * subscriber of the channel, so once it has its state no socket here needs an older edge.
+   * Null where edges need no holding (one node).
+   */
+  holdEdges(app: AppState, channel: string, first: boolean): object | null;
+  /** Its state as of `version` went out (to `ws`; null when it did not): sends it the kept edges newer than that, in order. */
+  releaseEdges(hold: object | null, version: number, ws: Socket | null): void;
 }
 
-/** A presence member joining, as the channel's other subscribers see it. */
+/** A presence member joining (any of its sockets), as the channel's other subscribers see it. */
 export interface MemberJoin {
   userId: string;
   info: unknown;
@@ -35,6 +53,8 @@ export interface JoinEdges {
   subscriptionCount: number;
   /** Presence channels: every member (user id → user_info), for subscription_succeeded. */
   members: Map<string, unknown> | null;
+  /** The edge version of this join, and of the member list (0: decided on this node alone). */
+  version: number;
 }
 
 /** What one unsubscription changed, decided on the counts of the whole cluster. */
@@ -45,6 +65,14 @@ export interface LeaveEdges {
   memberRemoved: boolean;
   /** Subscriptions to the channel left across the cluster. */
   subscriptionCount: number;
+  /** The edge version of this leave (0: decided on this node alone). */
+  version: number;
+}
+
+/** A user's online status as a watchlist's initial state: the users online, as of `version` (0 on one node). */
+export interface OnlineState {
+  online: Set<string>;
+  version: number;
 }
 
 /** An occupied channel as the REST API reports it. */
@@ -52,6 +80,8 @@ export interface ChannelSummary {
   subscriptionCount: number;
   /** Distinct users, for presence channels; 0 otherwise. */
   userCount: number;
+  /** The edge version these counts are as of (one channel read on Redis only). */
+  version?: number;
 }
 
 /**
@@ -62,8 +92,9 @@ export interface ChannelSummary {
  */
 export interface ChannelState {
   /**
-   * One socket subscribed to `channel` on this node. `member` is set when it is the user's
-   * first socket in this presence channel on this node; `presence` for every presence join.
+   * One socket subscribed to `channel` on this node; `presence` and `member` for every presence
+   * join. The user becomes a member where this node holds none of it yet (its first socket here,
+   * which Channels has counted already; on Redis also a later socket whose first was refused).
    */
   join(app: AppState, channel: string, presence: boolean, member: MemberJoin | null): JoinEdges | Promise<JoinEdges>;
   /** One socket left `channel`; `userId` is set when it was that user's last socket here. */
@@ -77,12 +108,12 @@ export interface ChannelState {
   /** The app's open connections across the cluster, for the connection quota (read at every upgrade). */
   connections(app: AppState): number;
   /**
-   * Apps with watchlist events only. The user's first socket on this node signed in; true when the
-   * user had no signed-in socket anywhere before (came online).
+   * Apps with watchlist events only. The user's first socket on this node signed in: the edge's
+   * version when the user had no signed-in socket anywhere before (came online), false otherwise.
    */
-  signedIn(app: AppState, userId: string): boolean | Promise<boolean>;
-  /** The user's last signed-in socket on this node is gone; true when the user has none anywhere now (went offline). */
-  signedOut(app: AppState, userId: string): boolean | Promise<boolean>;
+  signedIn(app: AppState, userId: string): number | false | Promise<number | false>;
+  /** The user's last signed-in socket on this node is gone: the edge's version when the user has none anywhere now (went offline), false otherwise. */
+  signedOut(app: AppState, userId: string): number | false | Promise<number | false>;
   /** Which of `userIds` are signed in on some node (a watchlist's initial state). */
-  online(app: AppState, userIds: string[]): Set<string> | Promise<Set<string>>;
+  online(app: AppState, userIds: string[]): OnlineState | Promise<OnlineState>;
 }

@@ -58,6 +58,22 @@ export class FanOut implements Broadcaster {
     else this.uws.publish(topic, frame);
   }
 
+  /** One node delivers edges as it decides them, in order: nothing to check or keep. */
+  publishEdge(app: AppState, channel: string, _key: string, _version: number, frame: string, exceptSocketId?: string): void {
+    this.publish(app, channel, frame, exceptSocketId);
+  }
+
+  holdEdges(): null {
+    return null;
+  }
+
+  releaseEdges(): void {}
+
+  /** This node's subscribers of an app's channel. */
+  subscribers(app: AppState, channel: string): number {
+    return this.uws.numSubscribers(app.topicPrefix + channel);
+  }
+
   /** Closes every connection of a signed-in user on this node with 4009, as `terminate_connections` asks. */
   terminateUser(app: AppState, userId: string): void {
     const sockets = app.users.get(userId);

@@ -1,5 +1,5 @@
 import type { AppState } from '../apps';
-import type { ChannelState, ChannelSummary, JoinEdges, LeaveEdges, MemberJoin } from './adapter';
+import type { ChannelState, ChannelSummary, JoinEdges, LeaveEdges, MemberJoin, OnlineState } from './adapter';
 
 /**
  * One node is the whole cluster: the answers are this node's own bookkeeping (AppState.channels),
@@ -12,15 +12,16 @@ export class LocalChannelState implements ChannelState {
     return {
       full: false,
       occupied: entry.subscriptions === 1,
-      memberAdded: member !== null,
+      memberAdded: member !== null && entry.members!.get(member.userId)!.sockets === 1,
       subscriptionCount: entry.subscriptions,
       members: presence ? this.members(app, channel) : null,
+      version: 0,
     };
   }
 
   leave(app: AppState, channel: string, userId: string | null): LeaveEdges {
     const entry = app.channels.get(channel);
-    return { vacated: entry === undefined, memberRemoved: userId !== null, subscriptionCount: entry?.subscriptions ?? 0 };
+    return { vacated: entry === undefined, memberRemoved: userId !== null, subscriptionCount: entry?.subscriptions ?? 0, version: 0 };
   }
 
   members(app: AppState, channel: string): Map<string, unknown> {
@@ -47,16 +48,16 @@ export class LocalChannelState implements ChannelState {
     return app.sockets.size;
   }
 
-  // This node's first and last socket of a user are the cluster's.
-  signedIn(): boolean {
-    return true;
+  // This node's first and last socket of a user are the cluster's; one node needs no versions.
+  signedIn(): number {
+    return 0;
   }
 
-  signedOut(): boolean {
-    return true;
+  signedOut(): number {
+    return 0;
   }
 
-  online(app: AppState, userIds: string[]): Set<string> {
-    return new Set(userIds.filter((id) => app.users.has(id)));
+  online(app: AppState, userIds: string[]): OnlineState {
+    return { online: new Set(userIds.filter((id) => app.users.has(id))), version: 0 };
   }
 }

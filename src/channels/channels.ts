@@ -84,8 +84,8 @@ export class Channels {
     const channel = this.attach(ws, socket, name, '');
     const join = listened(channel, this.ctx.state.join(app, name, false, null));
     // Not settle(): its callback would be a closure allocated on every subscribe, also on one node.
-    if (join instanceof Promise) return join.then((edges) => this.joined(ws, socket, name, edges, '', undefined));
-    this.joined(ws, socket, name, join, '', undefined);
+    if (join instanceof Promise) return join.then((edges) => this.joined(ws, socket, name, edges, '', undefined, null));
+    this.joined(ws, socket, name, join, '', undefined, null);
   }
 
   // pusher-js subscribes to its user's #server-to-user-<id> after sign-in. Sign-in already
@@ -121,19 +121,25 @@ export class Channels {
     }
 
     const channel = this.attach(ws, socket, name, userId);
+    const first = channel.subscriptions === 1;
     const members = channel.members!;
-    const member = members.get(userId);
-    const first = member === undefined;
-    if (first) members.set(userId, { info, sockets: 1 });
+    let member = members.get(userId);
+    if (member === undefined) members.set(userId, (member = { info, sockets: 1 }));
     else member.sockets++;
-    const join = this.ctx.state.join(socket.app, name, true, first ? { userId, info } : null);
-    return settle(listened(channel, join), (edges) => this.joined(ws, socket, name, edges, userId, info));
+    // Edges of the channel that reach this node before the member list are sent again after it.
+    const hold = this.ctx.broadcaster.holdEdges(socket.app, name, first);
+    // Every socket of the user joins as the member: the state adds it when this node holds no
+    // membership of the user yet, and refuses it then if the channel is full.
+    const join = this.ctx.state.join(socket.app, name, true, { userId, info: member.info });
+    const memberInfo = member.info;
+    return settle(listened(channel, join), (edges) => this.joined(ws, socket, name, edges, userId, memberInfo, hold));
   }
 
-  private joined(ws: Socket, socket: SocketData, name: string, edges: JoinEdges, userId: string, info: unknown): void {
+  private joined(ws: Socket, socket: SocketData, name: string, edges: JoinEdges, userId: string, info: unknown, hold: object | null): void {
     const { fanOut, broadcaster, events } = this.ctx;
     const app = socket.app;
     if (edges.full) {
+      broadcaster.releaseEdges(hold, edges.version, null);
       // Another node filled the channel meanwhile: the state counted the subscription but not
       // the member, so an ordinary unsubscribe undoes it (unless the socket left already).
       if (socket.ended !== null || channelUser(socket.channels, name) !== userId) return;
@@ -143,13 +149,14 @@ export class Channels {
     }
     if (edges.occupied) events?.occupied(app, name);
     if (edges.memberAdded) {
-      broadcaster.publish(app, name, memberAdded(name, userId, info), idOf(socket));
+      broadcaster.publishEdge(app, name, userId, edges.version, memberAdded(name, userId, info), idOf(socket));
       events?.memberAdded(app, name, userId);
     }
     const open = socket.ended === null && channelUser(socket.channels, name) !== undefined;
     if (open) fanOut.send(ws, subscriptionSucceeded(name, edges.members === null ? '{}' : presenceData(edges.members)));
+    broadcaster.releaseEdges(hold, edges.version, open ? ws : null);
     // After the confirmation, so the new subscriber counts itself too.
-    if (edges.members === null && app.config.enableSubscriptionCount) this.ctx.counts?.changed(app, name, edges.subscriptionCount);
+    if (edges.members === null && app.config.enableSubscriptionCount) this.ctx.counts?.changed(app, name, edges.subscriptionCount, edges.version);
     if (open && isCacheChannel(name)) this.replayCache(ws, socket, name);
   }
 
@@ -239,10 +246,10 @@ export class Channels {
   private left(app: AppState, name: string, userId: string, edges: LeaveEdges): void {
     const { broadcaster, events } = this.ctx;
     if (edges.memberRemoved) {
-      broadcaster.publish(app, name, memberRemoved(name, userId));
+      broadcaster.publishEdge(app, name, userId, edges.version, memberRemoved(name, userId));
       events?.memberRemoved(app, name, userId);
     }
-    if (app.config.enableSubscriptionCount && channelKind(name) !== 'presence') this.ctx.counts?.changed(app, name, edges.subscriptionCount);
+    if (app.config.enableSubscriptionCount && channelKind(name) !== 'presence') this.ctx.counts?.changed(app, name, edges.subscriptionCount, edges.version);
     if (edges.vacated) events?.vacated(app, name);
   }
 }

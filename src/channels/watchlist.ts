@@ -46,9 +46,12 @@ export class Watchlist {
     this.announceIf(app, userId, this.state.signedOut(app, userId), false);
   }
 
-  /** Tells every socket watching the user, on every node, that it came online or went offline. */
-  announce(app: AppState, userId: string, online: boolean): void {
-    this.broadcaster.publish(app, watchlistChannel(userId), online ? watchlistEvents([userId], []) : watchlistEvents([], [userId]));
+  /**
+   * Tells every socket watching the user, on every node, that it came online or went offline, as
+   * decided at `version` (0: unordered), so a node never delivers it after a newer change.
+   */
+  announce(app: AppState, userId: string, online: boolean, version = 0): void {
+    this.broadcaster.publishEdge(app, watchlistChannel(userId), '', version, online ? watchlistEvents([userId], []) : watchlistEvents([], [userId]));
     this.sent?.add(app.metricsSlot, 1);
   }
 
@@ -56,30 +59,38 @@ export class Watchlist {
    * A socket signed in with `list` (its user_data.watchlist). It starts receiving the watched
    * users' changes at once, so none is missed; once sign-in is `confirmed` (signin_success sent)
    * and this node receives those changes from every node, it gets any complaint about the list
-   * and then the current state of the list.
+   * and then the current state of the list, followed by the changes this node delivered meanwhile
+   * that are newer than that state (which would otherwise be undone by it).
    */
   watch(ws: Socket, list: unknown, confirmed: void | Promise<void>): void | Promise<void> {
     const socket = ws.getUserData();
     const app = socket.app;
     const { ids, errors } = parseWatchlist(list);
     const waits: Promise<void>[] = confirmed instanceof Promise ? [confirmed] : [];
+    // Changes of the watched users delivered before the state is read are sent again after it.
+    const holds: (object | null)[] = [];
     if (ids.length > 0) {
       app.watchlists!.set(ws, ids);
       for (const id of ids) {
         const listening = this.join(ws, app, id);
         if (listening !== null) waits.push(listening);
+        holds.push(this.broadcaster.holdEdges(app, watchlistChannel(id), app.watched!.get(id)!.watchers === 1));
       }
     }
+    const release = (version: number, to: Socket | null) => {
+      for (const hold of holds) this.broadcaster.releaseEdges(hold, version, to);
+    };
     // A sign-in again (or a close) meanwhile replaced or dropped this list: its state is not wanted.
     const current = () => socket.ended === null && (ids.length === 0 || app.watchlists!.get(ws) === ids);
     const initialState = (): void | Promise<void> => {
-      if (!current()) return;
+      if (!current()) return release(0, null);
       for (const err of errors) this.fanOut.send(ws, errorFrame(err.code, err.message));
       if (ids.length === 0) return;
-      return settle(this.state.online(app, ids), (online) => {
-        if (!current()) return;
+      return settle(this.state.online(app, ids), ({ online, version }) => {
+        if (!current()) return release(version, null);
         this.fanOut.send(ws, watchlistEvents(ids.filter((id) => online.has(id)), ids.filter((id) => !online.has(id))));
         this.sent?.add(app.metricsSlot, 1);
+        release(version, ws);
       });
     };
     return waits.length === 0 ? initialState() : Promise.all(waits).then(initialState);
@@ -122,9 +133,9 @@ export class Watchlist {
     return watched.listening;
   }
 
-  private announceIf(app: AppState, userId: string, edge: boolean | Promise<boolean>, online: boolean): void {
-    settle(edge, (changed) => {
-      if (changed) this.announce(app, userId, online);
+  private announceIf(app: AppState, userId: string, edge: number | false | Promise<number | false>, online: boolean): void {
+    settle(edge, (version) => {
+      if (version !== false) this.announce(app, userId, online, version);
     })?.catch((err) => this.log.error(`watchlist ${online ? 'online' : 'offline'} of ${userId} failed: ${(err as Error)?.stack ?? err}`));
   }
 }

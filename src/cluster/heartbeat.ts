@@ -1,8 +1,10 @@
 import type { Apps } from '../apps';
 import type { Broadcaster } from '../adapter/adapter';
 import type { ChannelEvents } from '../channels/events';
+import type { SubscriptionCounts } from '../channels/subscription-counts';
 import type { Watchlist } from '../channels/watchlist';
 import type { Log } from '../log';
+import { channelKind } from '../protocol/channel-names';
 import { memberRemoved } from '../protocol/frames';
 import type { ClusterMetrics } from './cluster-metrics';
 import type { Keys } from './keys';
@@ -20,6 +22,8 @@ export interface HeartbeatContext {
   events: ChannelEvents | null;
   /** Announces the users a reap takes offline, or a rewrite finds changed. */
   watchlist: Watchlist;
+  /** Announces the counts a reap lowers (null when no app has live subscription counts). */
+  counts: SubscriptionCounts | null;
   metrics: ClusterMetrics | null;
   log: Log;
   /** Milliseconds after the last heartbeat at which a node counts as dead. */
@@ -104,11 +108,14 @@ export class Heartbeat {
     for (const app of apps.all()) {
       const reaped = await state.reap(app, dead);
       for (const { channel, userId } of reaped.removed) {
-        broadcaster.publish(app, channel, memberRemoved(channel, userId));
+        broadcaster.publishEdge(app, channel, userId, reaped.version, memberRemoved(channel, userId));
         events?.memberRemoved(app, channel, userId);
       }
       for (const channel of reaped.vacated) events?.vacated(app, channel);
-      for (const userId of reaped.offline) this.ctx.watchlist.announce(app, userId, false);
+      if (app.config.enableSubscriptionCount) {
+        for (const { channel, count } of reaped.counted) if (channelKind(channel) !== 'presence') this.ctx.counts?.changed(app, channel, count, reaped.version);
+      }
+      for (const userId of reaped.offline) this.ctx.watchlist.announce(app, userId, false, reaped.version);
       members += reaped.removed.length;
     }
     return members;

@@ -11,7 +11,8 @@ import type { AppState } from '../apps';
  *           `u\n<user>` → 1 for a user signed in there, apps with watchlist events only),
  *           online (user → nodes where it is signed in; apps with watchlist events only),
  *           limit:<limit> (a rate limit's token bucket), cache:<channel> (a cache channel's last event,
- *           with its TTL), cachemiss:<channel> (set during a miss burst)
+ *           with its TTL), cachemiss:<channel> (set during a miss burst),
+ *           version (the last edge version the scripts handed out, see scripts.ts)
  * Global:   node:<node> (heartbeat, expires), nodes (set of node ids), reap:<node> (the reaper's lock)
  */
 export class Keys {
@@ -46,6 +47,11 @@ export class Keys {
   /** What a node added to an app's state, so that it can be taken out again when the node dies. */
   owned(app: AppState, node: string): string {
     return `${this.app(app)}node:${node}`;
+  }
+
+  /** The app's edge version: every join, leave, sign-in and sign-out script takes the next one. */
+  version(app: AppState): string {
+    return `${this.app(app)}version`;
   }
 
   /** A rate limit's token bucket (RATE_LIMITER_DRIVER=redis). */

@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import type { Apps } from '../apps';
 import type { FanOut } from '../adapter/fan-out';
 import type { ChannelEvents } from '../channels/events';
+import type { SubscriptionCounts } from '../channels/subscription-counts';
 import type { Watchlist } from '../channels/watchlist';
 import type { Log } from '../log';
 import type { PwsMetrics } from '../metrics/pws-metrics';
@@ -61,9 +62,10 @@ export class RedisAdapter {
 
   /**
    * Waits briefly for Redis, then beats once (which also clears what a previous run left under this
-   * node). The heartbeat announces through `watchlist` the users a reap or a rewrite takes offline or brings back.
+   * node). The heartbeat announces through `watchlist` the users a reap or a rewrite takes offline or brings back,
+   * and through `counts` the subscription counts a reap lowers.
    */
-  async start(watchlist: Watchlist): Promise<void> {
+  async start(watchlist: Watchlist, counts: SubscriptionCounts | null): Promise<void> {
     if (!(await this.link.connected(CONNECT_WAIT_MS))) {
       this.log.warn(`redis: not reachable after ${CONNECT_WAIT_MS} ms; serving local clients and retrying`);
     }
@@ -76,6 +78,7 @@ export class RedisAdapter {
       broadcaster: this.broadcaster,
       events: this.events,
       watchlist,
+      counts,
       metrics: this.metrics,
       log: this.log,
       nodeTimeoutMs: this.options.adapterNodeTimeoutMs,

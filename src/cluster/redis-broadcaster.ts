@@ -2,23 +2,28 @@ import type { AppState, Apps } from '../apps';
 import type { Broadcaster } from '../adapter/adapter';
 import type { FanOut } from '../adapter/fan-out';
 import type { Log } from '../log';
+import type { Socket } from '../ws/socket';
 import { userChannel, watchlistChannel } from '../protocol/channel-names';
 import type { ClusterMetrics } from './cluster-metrics';
+import { EdgeOrder, type EdgeHold } from './edge-order';
 import type { Keys } from './keys';
 import type { MessageListener, RedisLink } from './redis-link';
 
-// Message kinds on the wire: a frame to deliver, or a user to disconnect.
+// Message kinds on the wire: a frame to deliver, an edge (a frame delivered in version order), or a user to disconnect.
 const FRAME = 'F';
+const EDGE = 'E';
 const TERMINATE = 'T';
 
 /**
  * Delivers locally first, then publishes the serialized frame once to the app channel's sharded
- * Redis channel: `<kind>\n<origin node>\n<excluded socket id>\n<sent at, ms>\n<frame>`. A node
+ * Redis channel: `<kind>\n<origin node>\n<excluded socket id>\n<sent at, ms>\n<payload>`. A node
  * subscribes to that channel only while it has a local subscriber, so a message reaches only the
- * nodes that need it; each delivers it to its own sockets and drops its own echo.
+ * nodes that need it; each delivers it to its own sockets and drops its own echo. An edge's payload
+ * is `<version>\n<key length>\n<key><frame>`, and each node delivers it only in version order (EdgeOrder).
  */
 export class RedisBroadcaster implements Broadcaster {
   private readonly listeners = new Map<AppState, MessageListener>();
+  private readonly order = new EdgeOrder();
 
   constructor(
     private readonly fanOut: FanOut,
@@ -37,6 +42,21 @@ export class RedisBroadcaster implements Broadcaster {
     this.send(app, channel, FRAME, exceptSocketId ?? '', frame);
   }
 
+  publishEdge(app: AppState, channel: string, key: string, version: number, frame: string, exceptSocketId?: string): void {
+    this.deliverEdge(app, channel, key, version, frame, exceptSocketId);
+    this.send(app, channel, EDGE, exceptSocketId ?? '', `${version}\n${key.length}\n${key}${frame}`);
+  }
+
+  holdEdges(app: AppState, channel: string, first: boolean): EdgeHold {
+    return this.order.hold(app, channel, first);
+  }
+
+  releaseEdges(hold: EdgeHold | null, version: number, ws: Socket | null): void {
+    if (hold === null) return;
+    const newer = this.order.release(hold, version);
+    if (ws !== null) for (const edge of newer) this.fanOut.send(ws, edge.frame);
+  }
+
   terminateUser(app: AppState, userId: string): void {
     this.fanOut.terminateUser(app, userId);
     this.send(app, userChannel(userId), TERMINATE, '', userId);
@@ -48,6 +68,7 @@ export class RedisBroadcaster implements Broadcaster {
   }
 
   unlisten(app: AppState, channel: string): void {
+    this.order.forget(app, channel);
     this.link.unsubscribe(this.keys.channel(app, channel), this.listeners.get(app)!).catch((err) => this.failed('unsubscribe', err));
   }
 
@@ -80,12 +101,25 @@ export class RedisBroadcaster implements Broadcaster {
         return;
       }
       const except = b > a + 1 ? message.slice(a + 1, b) : undefined;
-      this.fanOut.publish(app, redisChannel.slice(prefixLength), payload, except);
+      if (message[0] === EDGE) this.receivedEdge(app, redisChannel.slice(prefixLength), payload, except);
+      else this.fanOut.publish(app, redisChannel.slice(prefixLength), payload, except);
       if (this.metrics !== null) {
         this.metrics.received.add(app.metricsSlot, 1);
         this.metrics.lag.observe(0, Math.max(0, Date.now() - Number(message.slice(b + 1, c))) / 1000);
       }
     };
+  }
+
+  // `<version>\n<key length>\n<key><frame>`
+  private receivedEdge(app: AppState, channel: string, payload: string, except: string | undefined): void {
+    const a = payload.indexOf('\n');
+    const b = payload.indexOf('\n', a + 1);
+    const keyEnd = b + 1 + Number(payload.slice(a + 1, b));
+    this.deliverEdge(app, channel, payload.slice(b + 1, keyEnd), Number(payload.slice(0, a)), payload.slice(keyEnd), except);
+  }
+
+  private deliverEdge(app: AppState, channel: string, key: string, version: number, frame: string, except: string | undefined): void {
+    if (this.order.accept(app, channel, key, version, frame, this.fanOut.subscribers(app, channel) > 0)) this.fanOut.publish(app, channel, frame, except);
   }
 
   private failed(what: string, err: unknown): void {

@@ -1,5 +1,5 @@
 import type { AppState, Apps } from '../apps';
-import type { ChannelState, ChannelSummary, JoinEdges, LeaveEdges, MemberJoin } from '../adapter/adapter';
+import type { ChannelState, ChannelSummary, JoinEdges, LeaveEdges, MemberJoin, OnlineState } from '../adapter/adapter';
 import { LocalChannelState } from '../adapter/local-state';
 import { HttpError } from '../protocol/errors';
 import type { ClusterMetrics } from './cluster-metrics';
@@ -14,8 +14,12 @@ const RESTORE_BATCH = 500;
 export interface Reaped {
   removed: { channel: string; userId: string }[];
   vacated: string[];
+  /** Channels left with fewer subscribers, and how many. */
+  counted: { channel: string; count: number }[];
   /** Users (apps with watchlist events) signed in on no node any more. */
   offline: string[];
+  /** The edge version of all of these. */
+  version: number;
 }
 
 /** Told of a user that came online or went offline (apps with watchlist events). */
@@ -43,7 +47,7 @@ export class RedisChannelState implements ChannelState {
   ) {}
 
   async join(app: AppState, channel: string, presence: boolean, member: MemberJoin | null): Promise<JoinEdges> {
-    const keys = [this.keys.subs(app), this.keys.owned(app, this.node), this.keys.members(app, channel), this.keys.info(app, channel)];
+    const keys = [this.keys.subs(app), this.keys.owned(app, this.node), this.keys.members(app, channel), this.keys.info(app, channel), this.keys.version(app)];
     const args = [channel, presence ? '1' : '0', member?.userId ?? '', member === null ? '' : JSON.stringify(member.info), String(this.presenceMaxMembers)];
     let reply: unknown[];
     try {
@@ -58,15 +62,16 @@ export class RedisChannelState implements ChannelState {
       occupied: count === 1,
       memberAdded: reply[1] === 1,
       subscriptionCount: count,
-      members: presence ? membersOf(reply, 3) : null,
+      members: presence ? membersOf(reply, 4) : null,
+      version: Number(reply[3]),
     };
   }
 
   async leave(app: AppState, channel: string, userId: string | null): Promise<LeaveEdges> {
-    const keys = [this.keys.subs(app), this.keys.owned(app, this.node), this.keys.members(app, channel), this.keys.info(app, channel)];
+    const keys = [this.keys.subs(app), this.keys.owned(app, this.node), this.keys.members(app, channel), this.keys.info(app, channel), this.keys.version(app)];
     try {
       const reply = (await this.link.eval(LEAVE, keys, [channel, userId ?? ''])) as number[];
-      return { vacated: reply[0] === 1, memberRemoved: reply[1] === 1, subscriptionCount: Number(reply[2]) };
+      return { vacated: reply[0] === 1, memberRemoved: reply[1] === 1, subscriptionCount: Number(reply[2]), version: Number(reply[3]) };
     } catch {
       this.failed();
       return this.local.leave(app, channel, userId);
@@ -78,8 +83,8 @@ export class RedisChannelState implements ChannelState {
   }
 
   async channel(app: AppState, channel: string): Promise<ChannelSummary | null> {
-    const [subscriptions, users] = (await this.read(CHANNEL, [this.keys.subs(app), this.keys.members(app, channel)], [channel])) as number[];
-    return subscriptions > 0 ? { subscriptionCount: subscriptions, userCount: users } : null;
+    const [subscriptions, users, version] = (await this.read(CHANNEL, [this.keys.subs(app), this.keys.members(app, channel), this.keys.version(app)], [channel])) as number[];
+    return subscriptions > 0 ? { subscriptionCount: subscriptions, userCount: users, version: Number(version) } : null;
   }
 
   async channels(app: AppState, prefix: string, userCounts: boolean): Promise<Map<string, ChannelSummary>> {
@@ -93,19 +98,22 @@ export class RedisChannelState implements ChannelState {
     return app.sockets.size + (this.elsewhere.get(app) ?? 0);
   }
 
-  async signedIn(app: AppState, userId: string): Promise<boolean> {
+  async signedIn(app: AppState, userId: string): Promise<number | false> {
     return this.userEdge(ONLINE, app, userId, this.local.signedIn());
   }
 
-  async signedOut(app: AppState, userId: string): Promise<boolean> {
+  async signedOut(app: AppState, userId: string): Promise<number | false> {
     return this.userEdge(OFFLINE, app, userId, this.local.signedOut());
   }
 
-  async online(app: AppState, userIds: string[]): Promise<Set<string>> {
+  async online(app: AppState, userIds: string[]): Promise<OnlineState> {
     const key = this.keys.online(app);
+    const versionKey = this.keys.version(app);
     try {
-      const reply = (await this.link.command(key, ['HMGET', key, ...userIds])) as unknown[];
-      return new Set(userIds.filter((_, i) => reply[i] !== null));
+      // The version first, on the same connection: every edge up to it is in the statuses read
+      // after it; a later one may be too, and sent again after them it changes nothing.
+      const [version, reply] = (await Promise.all([this.link.command(versionKey, ['GET', versionKey]), this.link.command(key, ['HMGET', key, ...userIds])])) as [unknown, unknown[]];
+      return { online: new Set(userIds.filter((_, i) => reply[i] !== null)), version: Number(version ?? 0) };
     } catch {
       this.metrics?.redisErrors.add(0, 1);
       // A sign-in does not fail for it: the watchlist's state is this node's own users then.
@@ -114,9 +122,10 @@ export class RedisChannelState implements ChannelState {
   }
 
   // Like a join: when Redis does not answer, the node decides alone and rewrites its entries later.
-  private async userEdge(script: typeof ONLINE, app: AppState, userId: string, alone: boolean): Promise<boolean> {
+  private async userEdge(script: typeof ONLINE, app: AppState, userId: string, alone: number): Promise<number | false> {
     try {
-      return ((await this.link.eval(script, [this.keys.online(app), this.keys.owned(app, this.node)], [userId])) as unknown[]).length === 1;
+      const reply = (await this.link.eval(script, [this.keys.online(app), this.keys.owned(app, this.node), this.keys.version(app)], [userId])) as unknown[];
+      return reply.length === 2 ? Number(reply[0]) : false;
     } catch {
       this.failed();
       return alone;
@@ -142,8 +151,11 @@ export class RedisChannelState implements ChannelState {
     const removed: Reaped['removed'] = [];
     for (let i = 1; i < 1 + pairs; i += 2) removed.push({ channel: reply[i], userId: reply[i + 1] });
     const vacatedAt = 2 + pairs;
-    const offlineAt = vacatedAt + Number(reply[1 + pairs]);
-    return { removed, vacated: reply.slice(vacatedAt, offlineAt), offline: reply.slice(offlineAt) };
+    const countedAt = vacatedAt + Number(reply[vacatedAt - 1]) + 1;
+    const versionAt = countedAt + Number(reply[countedAt - 1]);
+    const counted: Reaped['counted'] = [];
+    for (let i = countedAt; i < versionAt; i += 2) counted.push({ channel: reply[i], count: Number(reply[i + 1]) });
+    return { removed, vacated: reply.slice(vacatedAt, countedAt - 1), counted, version: Number(reply[versionAt]), offline: reply.slice(versionAt + 1) };
   }
 
   /**
@@ -185,14 +197,14 @@ export class RedisChannelState implements ChannelState {
   // just before its script is sent, and commands run in order, so a sign-in or sign-out racing
   // with this (whose own script goes on the same connection) is never undone.
   private async reconcileUsers(app: AppState, changed: UserChange): Promise<void> {
-    const keys = [this.keys.online(app), this.keys.owned(app, this.node)];
+    const keys = [this.keys.online(app), this.keys.owned(app, this.node), this.keys.version(app)];
     const fields = (await this.link.command(keys[1], ['HKEYS', keys[1]])) as string[];
     const gone = fields.filter((f) => f.startsWith('u\n') && !app.users.has(f.slice(2))).map((f) => f.slice(2));
-    if (gone.length > 0) for (const userId of (await this.link.eval(OFFLINE, keys, gone)) as string[]) changed(app, userId, false);
+    if (gone.length > 0) for (const userId of ((await this.link.eval(OFFLINE, keys, gone)) as string[]).slice(1)) changed(app, userId, false);
     const users = [...app.users.keys()];
     for (let i = 0; i < users.length; i += RESTORE_BATCH) {
       const batch = users.slice(i, i + RESTORE_BATCH).filter((userId) => app.users.has(userId));
-      if (batch.length > 0) for (const userId of (await this.link.eval(ONLINE, keys, batch)) as string[]) changed(app, userId, true);
+      if (batch.length > 0) for (const userId of ((await this.link.eval(ONLINE, keys, batch)) as string[]).slice(1)) changed(app, userId, true);
     }
   }
 

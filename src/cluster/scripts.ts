@@ -9,13 +9,30 @@ export function script(source: string): Script {
   return { source, sha: createHash('sha1').update(source).digest('hex') };
 }
 
+// The app's next edge version (in the key given): above every version handed out before, and at least
+// Redis's clock in microseconds, so it still grows after Redis restarted empty or failed over to
+// a replica that missed the last writes (whose clock is close). Nodes deliver an edge only when it
+// is newer than the last they delivered for the same channel and member (see edge-order.ts).
+const NEXT_VERSION = `
+local function nextVersion(key)
+  local t = redis.call('TIME')
+  local v = math.max(tonumber(redis.call('GET', key) or '0') + 1, tonumber(t[1]) * 1000000 + tonumber(t[2]))
+  redis.call('SET', key, string.format('%.0f', v))
+  return v
+end
+`;
+
 /**
- * KEYS subs, owned, members, info. ARGV channel, presence (1/0), user id ('' unless this is the
- * user's first socket here), user_info JSON, max members.
- * Returns {full, memberAdded, subscriptionCount, [user, info]…}; a full channel still counts the
- * subscription (the caller unsubscribes it like any other), never the member.
+ * KEYS subs, owned, members, info, version. ARGV channel, presence (1/0), user id ('' on other
+ * channels), user_info JSON, max members.
+ * The user becomes a member for this node when this node holds no membership of it yet: that is
+ * its first socket here, or a later one after the first was refused (the channel was full) or
+ * its join did not reach Redis. So a second socket cannot pass a full channel as a non-member.
+ * Returns {full, memberAdded, subscriptionCount, version, [user, info]…}; a full channel still
+ * counts the subscription (the caller unsubscribes it like any other), never the member; the
+ * member list is the state as of `version`.
  */
-export const JOIN = script(`
+export const JOIN = script(`${NEXT_VERSION}
 local ch, user = ARGV[1], ARGV[3]
 local full, added = 0, 0
 if user ~= '' then
@@ -36,7 +53,7 @@ if user ~= '' then
 end
 local count = redis.call('HINCRBY', KEYS[1], ch, 1)
 redis.call('HINCRBY', KEYS[2], 's\\n' .. ch, 1)
-local out = {full, added, count}
+local out = {full, added, count, nextVersion(KEYS[5])}
 if ARGV[2] == '1' and full == 0 then
   local all = redis.call('HGETALL', KEYS[4])
   for i = 1, #all do out[#out + 1] = all[i] end
@@ -45,11 +62,11 @@ return out
 `);
 
 /**
- * KEYS subs, owned, members, info. ARGV channel, user id ('' unless it was the user's last socket here).
+ * KEYS subs, owned, members, info, version. ARGV channel, user id ('' unless it was the user's last socket here).
  * Only what this node added is taken out, so a leave after a reap or a Redis restart changes nothing.
- * Returns {vacated, memberRemoved, subscriptionCount}.
+ * Returns {vacated, memberRemoved, subscriptionCount, version}.
  */
-export const LEAVE = script(`
+export const LEAVE = script(`${NEXT_VERSION}
 local ch, user = ARGV[1], ARGV[2]
 local removed, vacated = 0, 0
 if user ~= '' and redis.call('HDEL', KEYS[2], 'm\\n' .. ch .. '\\n' .. user) == 1 then
@@ -72,24 +89,29 @@ if redis.call('HEXISTS', KEYS[2], sf) == 1 then
 else
   count = tonumber(redis.call('HGET', KEYS[1], ch) or '0')
 end
-return {vacated, removed, count}
+return {vacated, removed, count, nextVersion(KEYS[5])}
 `);
 
 /**
  * KEYS subs, owned, conns. ARGV app key prefix, node id. Takes everything a dead node added out
- * of the app's state.
- * Returns {n, channel, user … (n/2 members removed), v, vacated channel … (v), user … (gone offline)}.
+ * of the app's state; its edges take one version.
+ * Returns {n, channel, user … (n/2 members removed), v, vacated channel … (v), c, channel, count …
+ * (c/2 channels left with fewer subscribers), version, user … (gone offline)}.
  */
-export const REAP = script(`
+export const REAP = script(`${NEXT_VERSION}
 local fields = redis.call('HGETALL', KEYS[2])
-local removed, vacated, offline = {}, {}, {}
+local removed, vacated, counted, offline = {}, {}, {}, {}
 for i = 1, #fields, 2 do
   local f, n = fields[i], tonumber(fields[i + 1])
   local kind, rest = string.sub(f, 1, 1), string.sub(f, 3)
   if kind == 's' then
-    if redis.call('HINCRBY', KEYS[1], rest, -n) <= 0 then
+    local left = redis.call('HINCRBY', KEYS[1], rest, -n)
+    if left <= 0 then
       redis.call('HDEL', KEYS[1], rest)
       vacated[#vacated + 1] = rest
+    else
+      counted[#counted + 1] = rest
+      counted[#counted + 1] = left
     end
   elseif kind == 'm' then
     local nl = string.find(rest, '\\n', 1, true)
@@ -114,17 +136,20 @@ local out = {#removed}
 for i = 1, #removed do out[#out + 1] = removed[i] end
 out[#out + 1] = #vacated
 for i = 1, #vacated do out[#out + 1] = vacated[i] end
+out[#out + 1] = #counted
+for i = 1, #counted do out[#out + 1] = counted[i] end
+out[#out + 1] = nextVersion(ARGV[1] .. 'version')
 for i = 1, #offline do out[#out + 1] = offline[i] end
 return out
 `);
 
 /**
- * KEYS online, owned. ARGV user ids signed in on this node (each its first socket here).
- * Returns the users that had no signed-in socket on any node before (came online); a user this
- * node already recorded changes nothing.
+ * KEYS online, owned, version. ARGV user ids signed in on this node (each its first socket here).
+ * Returns {version, user…}: the users that had no signed-in socket on any node before (came
+ * online); a user this node already recorded changes nothing.
  */
-export const ONLINE = script(`
-local out = {}
+export const ONLINE = script(`${NEXT_VERSION}
+local out = {nextVersion(KEYS[3])}
 for i = 1, #ARGV do
   local user = ARGV[i]
   if redis.call('HSETNX', KEYS[2], 'u\\n' .. user, 1) == 1 and redis.call('HINCRBY', KEYS[1], user, 1) == 1 then
@@ -135,11 +160,11 @@ return out
 `);
 
 /**
- * KEYS online, owned. ARGV user ids no longer signed in on this node. Only what this node
- * recorded is taken out. Returns the users now signed in on no node (gone offline).
+ * KEYS online, owned, version. ARGV user ids no longer signed in on this node. Only what this
+ * node recorded is taken out. Returns {version, user…}: the users now signed in on no node (gone offline).
  */
-export const OFFLINE = script(`
-local out = {}
+export const OFFLINE = script(`${NEXT_VERSION}
+local out = {nextVersion(KEYS[3])}
 for i = 1, #ARGV do
   local user = ARGV[i]
   if redis.call('HDEL', KEYS[2], 'u\\n' .. user) == 1 and redis.call('HINCRBY', KEYS[1], user, -1) <= 0 then
@@ -227,9 +252,9 @@ end
 return out
 `);
 
-/** KEYS subs, members. ARGV channel. Returns {subscriptions, users}. */
+/** KEYS subs, members, version. ARGV channel. Returns {subscriptions, users, version (of this state)}. */
 export const CHANNEL = script(`
-return {tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0'), redis.call('HLEN', KEYS[2])}
+return {tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0'), redis.call('HLEN', KEYS[2]), tonumber(redis.call('GET', KEYS[3]) or '0')}
 `);
 
 /** KEYS info. Returns {user, info …}. */
