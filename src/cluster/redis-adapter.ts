@@ -12,7 +12,7 @@ import { RedisRateLimiter } from '../limits/redis-rate-limiter';
 import { ClusterMetrics } from './cluster-metrics';
 import { Heartbeat } from './heartbeat';
 import { Keys } from './keys';
-import { connectRedis, type RedisLink } from './redis-link';
+import { connectRedis, databaseOf, type RedisLink } from './redis-link';
 import { RedisBroadcaster } from './redis-broadcaster';
 import { RedisCacheStore } from './redis-cache';
 import { RedisChannelState } from './redis-state';
@@ -40,7 +40,7 @@ export class RedisAdapter {
     private readonly log: Log,
   ) {
     this.metrics = metrics === null ? null : new ClusterMetrics(metrics, apps);
-    const keys = (this.keys = new Keys(options.redisKeyPrefix));
+    const keys = (this.keys = new Keys(options.redisKeyPrefix, databaseOf(options)));
     this.link = connectRedis(options, log, {
       reconnected: () => this.reconnected(),
       error: () => this.metrics?.redisErrors.add(0, 1),

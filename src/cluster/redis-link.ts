@@ -81,6 +81,13 @@ interface Sentinel extends PubSub {
   on(event: 'ready', listener: () => void): unknown;
 }
 
+/** The database the connections select: REDIS_URL's when it names one, else DB_REDIS_DB (a Redis Cluster has only 0). */
+export function databaseOf(options: RedisOptions): number {
+  if (options.redisClusterNodes !== '') return 0;
+  if (options.redisUrl !== '') return Number(new URL(options.redisUrl).pathname.slice(1) || '0');
+  return options.redisDb;
+}
+
 /** Connects as the options say: REDIS_URL, DB_REDIS_CLUSTER_NODES, DB_REDIS_SENTINELS, or DB_REDIS_HOST/PORT. */
 export function connectRedis(options: RedisOptions, log: Log, events: LinkEvents): RedisLink {
   const socket = {
