@@ -11,6 +11,7 @@ import type { LocalRateLimiter } from '../limits/rate-limiter';
 import { RedisRateLimiter } from '../limits/redis-rate-limiter';
 import { ClusterMetrics } from './cluster-metrics';
 import { Heartbeat } from './heartbeat';
+import { warnOfEviction } from './eviction';
 import { Keys } from './keys';
 import { connectRedis, databaseOf, type RedisLink } from './redis-link';
 import { RedisBroadcaster } from './redis-broadcaster';
@@ -66,6 +67,8 @@ export class RedisAdapter {
   async start(watchlist: Watchlist): Promise<void> {
     if (!(await this.link.connected(CONNECT_WAIT_MS))) {
       this.log.warn(`redis: not reachable after ${CONNECT_WAIT_MS} ms; serving local clients and retrying`);
+    } else {
+      await warnOfEviction(this.link, this.keys.nodes(), this.log);
     }
     this.heartbeat = new Heartbeat({
       apps: this.apps,

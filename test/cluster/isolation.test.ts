@@ -3,7 +3,8 @@
 // names carry it).
 import { describe, test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { drained, nextEvent, startServer, subscribed } from '../helpers/server';
+import { drained, eventually, nextEvent, startServer, subscribed } from '../helpers/server';
+import { spawnNode } from '../helpers/nodes';
 import { redisSkip, startRedis, type RedisInstance } from '../helpers/redis';
 
 describe('two deployments on one Redis', { skip: redisSkip() }, () => {
@@ -41,4 +42,25 @@ describe('two deployments on one Redis', { skip: redisSkip() }, () => {
       for (const s of [one, oneToo, zero]) await s.stop();
     }
   });
+});
+
+describe('the eviction policy', { skip: redisSkip() }, () => {
+  for (const policy of ['volatile-lru', 'allkeys-lru', 'noeviction']) {
+    test(`maxmemory-policy ${policy}: ${policy === 'noeviction' ? 'no warning' : 'one warning line at start-up'}`, async () => {
+      const redis = await startRedis({ args: ['--maxmemory-policy', policy] });
+      const node = await spawnNode({ ADAPTER_DRIVER: 'redis', REDIS_URL: redis.url });
+      try {
+        await eventually(() => /cluster: node .* on Redis/.test(node.output()), 10000, 'start-up done');
+        const warnings = node.output().split('\n').filter((line) => /maxmemory-policy/.test(line));
+        if (policy === 'noeviction') assert.deepEqual(warnings, []);
+        else {
+          assert.equal(warnings.length, 1, node.output());
+          assert.match(warnings[0], new RegExp(`warn .*maxmemory-policy is ${policy}.*noeviction`));
+        }
+      } finally {
+        await node.stop();
+        await redis.stop();
+      }
+    });
+  }
 });
