@@ -8,6 +8,7 @@ import { eventually, startServer, subscribed } from '../helpers/server';
 import { redisSkip, startRedis, type RedisInstance } from '../helpers/redis';
 import { spawnNode } from '../helpers/nodes';
 import { parseExposition, rawGet, sampleValue } from '../helpers/exposition';
+import { WebhookReceiver } from '../helpers/webhook-receiver';
 
 // The documented bound is 2 s; what the tests allow, on a busy machine, instead of hanging.
 const ANSWERED_WITHIN_MS = 6000;
@@ -86,6 +87,35 @@ describe('a frozen Redis (SIGSTOP)', { skip: redisSkip() }, () => {
       assert.ok(sampleValue(scraped, 'pws_redis_reconnects_total')! >= 1, 'the stalled connection was closed and opened again');
     } finally {
       await s.stop();
+    }
+  });
+
+  test('held channel_vacated and member_removed webhooks are checked and sent while Redis stays frozen, none waits for another', async () => {
+    const receiver = await WebhookReceiver.start();
+    const s = await startServer({
+      ADAPTER_DRIVER: 'redis',
+      ADAPTER_NODE_TIMEOUT: '4000',
+      REDIS_URL: redis.url,
+      DB_REDIS_KEY_PREFIX: `w${Math.random().toString(36).slice(2, 8)}`,
+      DEFAULT_APP_WEBHOOKS: JSON.stringify([{ url: receiver.url(), event_types: ['channel_vacated', 'member_removed'] }]),
+    });
+    try {
+      const clients = Array.from({ length: 6 }, () => s.client({ presence: { user_id: 'u' } }));
+      await Promise.all(clients.map((c, i) => subscribed(c, i === 0 ? 'presence-room' : `room-${i}`)));
+      process.kill(pid, 'SIGSTOP');
+      try {
+        for (const c of clients) c.disconnect();
+        // Each leave gives up after 2 s and decides alone; each held edge waits 3 s, then its
+        // check gives up after 2 s and the edge goes out. Hung checks would hold all of them.
+        await receiver.waitForEvents(7, 20000);
+      } finally {
+        process.kill(pid, 'SIGCONT');
+      }
+      const got = receiver.events().map((e: { name: string; channel: string }) => `${e.name} ${e.channel}`).sort();
+      assert.deepEqual(got, ['channel_vacated presence-room', 'member_removed presence-room', ...[1, 2, 3, 4, 5].map((i) => `channel_vacated room-${i}`)].sort());
+    } finally {
+      await s.stop();
+      await receiver.close();
     }
   });
 
