@@ -106,9 +106,11 @@ export function connectRedis(options: RedisOptions, log: Log, events: LinkEvents
   const socket = {
     reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, RECONNECT_MAX_DELAY_MS),
     connectTimeout: COMMAND_TIMEOUT_MS,
-    socketTimeout: SOCKET_TIMEOUT_MS,
     ...(options.redisTls ? { tls: true as const } : {}),
   };
+  // The connections to the data ping when idle (pingInterval), so silence means a dead path. A
+  // Sentinel client's connections to the sentinels do not, and are not timed out.
+  const dataSocket = { ...socket, socketTimeout: SOCKET_TIMEOUT_MS };
   const auth = {
     ...(options.redisUsername !== '' ? { username: options.redisUsername } : {}),
     ...(options.redisPassword !== '' ? { password: options.redisPassword } : {}),
@@ -118,8 +120,8 @@ export function connectRedis(options: RedisOptions, log: Log, events: LinkEvents
 
   if (options.redisClusterNodes !== '') {
     const cluster = createCluster({
-      rootNodes: parseHostPorts(options.redisClusterNodes, 'DB_REDIS_CLUSTER_NODES').map(({ host, port }) => ({ socket: { host, port, ...socket } })),
-      defaults: { ...auth, ...common, socket },
+      rootNodes: parseHostPorts(options.redisClusterNodes, 'DB_REDIS_CLUSTER_NODES').map(({ host, port }) => ({ socket: { host, port, ...dataSocket } })),
+      defaults: { ...auth, ...common, socket: dataSocket },
     });
     cluster.on('error', (err) => watch.failed(err));
     // By address: a new pub/sub client of a master is ready under the master's address too, and
@@ -132,7 +134,7 @@ export function connectRedis(options: RedisOptions, log: Log, events: LinkEvents
     const sentinel = createSentinel({
       name: options.redisSentinelName,
       sentinelRootNodes: parseHostPorts(options.redisSentinels, 'DB_REDIS_SENTINELS'),
-      nodeClientOptions: { ...auth, ...common, socket, database: options.redisDb },
+      nodeClientOptions: { ...auth, ...common, socket: dataSocket, database: options.redisDb },
       sentinelClientOptions: options.redisSentinelPassword !== '' ? { password: options.redisSentinelPassword, socket } : { socket },
       // Errors of the master's connection are 'error' events too (not only the pub/sub one's).
       passthroughClientErrorEvents: true,
@@ -141,8 +143,8 @@ export function connectRedis(options: RedisOptions, log: Log, events: LinkEvents
   }
   const client =
     options.redisUrl !== ''
-      ? createClient({ url: options.redisUrl, ...common, socket })
-      : createClient({ ...auth, ...common, database: options.redisDb, socket: { host: options.redisHost, port: options.redisPort, ...socket } });
+      ? createClient({ url: options.redisUrl, ...common, socket: dataSocket })
+      : createClient({ ...auth, ...common, database: options.redisDb, socket: { host: options.redisHost, port: options.redisPort, ...dataSocket } });
   // Subscribing takes a connection over; commands and publishes go on the other one.
   const subscriber = client.duplicate();
   for (const [name, c] of [['commands', client], ['subscriber', subscriber]] as const) {
