@@ -9,6 +9,7 @@ import PusherJs from 'pusher-js';
 import { APP, startServer, subscribed, eventually, drained, type TestServer } from '../helpers/server';
 import { redisSkip, startRedisCluster, type RedisClusterInstance } from '../helpers/redis';
 import { spawnNode } from '../helpers/nodes';
+import { masterOf } from '../helpers/cluster-slots';
 import { parseExposition, rawGet, sampleValue } from '../helpers/exposition';
 
 /** A pusher-js client on a node in another process, its presence authorized by `signer`'s SDK as `userId`. */
@@ -26,20 +27,6 @@ function clientOn(port: number, signer: TestServer, userId: string): PusherJs {
         callback(null, sdk.authorizeChannel(socketId, channelName, { user_id: userId })),
     } as never,
   });
-}
-
-/** The address of the master serving `key`'s slot. */
-async function masterOf(cluster: RedisClusterInstance, key: string): Promise<string> {
-  const slot = Number((await cluster.cli(cluster.ports[0], 'CLUSTER', 'KEYSLOT', key)).trim());
-  for (const line of (await cluster.cli(cluster.ports[0], 'CLUSTER', 'NODES')).split('\n')) {
-    const fields = line.trim().split(' ');
-    if (!fields[2]?.includes('master')) continue;
-    for (const range of fields.slice(8)) {
-      const [from, to = from] = range.split('-').map(Number);
-      if (slot >= from && slot <= to) return fields[1].split('@')[0];
-    }
-  }
-  throw new Error(`no master serves slot ${slot}`);
 }
 
 describe('a cluster on a three-master Redis Cluster: reconnections', { skip: redisSkip() }, () => {
