@@ -6,8 +6,8 @@
 import { describe, test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import PusherJs from 'pusher-js';
-import { APP, startServer, subscribed, eventually, drained, type TestServer } from '../helpers/server';
-import { redisSkip, startRedisCluster, type RedisClusterInstance } from '../helpers/redis';
+import { APP, startServer, subscribed, eventually, drained, nextEvent, type TestServer } from '../helpers/server';
+import { redisSkip, startRedis, startRedisCluster, type RedisClusterInstance } from '../helpers/redis';
 import { spawnNode } from '../helpers/nodes';
 import { masterOf } from '../helpers/cluster-slots';
 import { parseExposition, rawGet, sampleValue } from '../helpers/exposition';
@@ -88,6 +88,37 @@ describe('a cluster on a three-master Redis Cluster: reconnections', { skip: red
       churning = false;
       await survivor.stop();
       await doomed.stop().catch(() => undefined);
+    }
+  });
+});
+
+describe('one Redis killed and restarted empty: reconnections', { skip: redisSkip() }, () => {
+  test('each node counts one reconnection per connection (commands, subscriber), none while Redis is healthy, and is whole again', async () => {
+    const redis = await startRedis();
+    const env = { ADAPTER_DRIVER: 'redis', ADAPTER_NODE_TIMEOUT: '4000', REDIS_URL: redis.url, METRICS_ENABLED: '1' };
+    const nodes = [await startServer(env), await startServer(env)];
+    const reconnects = async (node: TestServer) => sampleValue(parseExposition((await rawGet(node.url('/metrics'))).body), 'pws_redis_reconnects_total');
+    try {
+      const [onA, onB] = [nodes[0].client({ presence: { user_id: 'ann' } }), nodes[1].client({ presence: { user_id: 'bob' } })];
+      await subscribed(onA, 'presence-live');
+      await subscribed(onB, 'presence-live');
+      // Idle long enough for the pings and the socket timeout to have had their say.
+      await new Promise((r) => setTimeout(r, 5000));
+      assert.deepEqual(await Promise.all(nodes.map(reconnects)), [0, 0], 'a healthy Redis: no reconnection');
+      await redis.restart();
+      await eventually(async () => {
+        const got = nextEvent(onB, 'presence-live', 'tick').then(() => true);
+        await nodes[0].sdk().trigger('presence-live', 'tick', {});
+        return Promise.race([got, new Promise<boolean>((r) => setTimeout(() => r(false), 300))]);
+      }, 15000, 'delivery across nodes after the restart');
+      await eventually(async () => {
+        const users = (await (await nodes[1].sdk().get({ path: '/channels/presence-live/users' })).json()) as { users: { id: string }[] };
+        return users.users.map((u) => u.id).sort().join() === 'ann,bob';
+      }, 15000, 'members rewritten');
+      assert.deepEqual(await Promise.all(nodes.map(reconnects)), [2, 2]);
+    } finally {
+      for (const node of nodes) await node.stop();
+      await redis.stop();
     }
   });
 });
