@@ -313,12 +313,15 @@ class ClusterLink extends BaseLink {
     return this.cluster.sendCommand(key, false, args);
   }
 
-  // The master's command client; its pub/sub clients are mostly idle, which the socket timeout covers.
+  // The master's command client; its pub/sub clients are mostly idle, which the socket timeout
+  // covers. getNodeClientForKey throws at once while the cluster is not ready: nothing to close then.
   protected stalled(key: string): void {
-    this.cluster.getNodeClientForKey(key, false).then(
-      (client) => this.watch.reopen(client, addressOf(client.options?.socket)),
-      () => undefined,
-    );
+    Promise.resolve()
+      .then(() => this.cluster.getNodeClientForKey(key, false))
+      .then(
+        (client) => this.watch.reopen(client, addressOf(client.options?.socket)),
+        () => undefined,
+      );
   }
 
   async subscribe(channel: string, listener: MessageListener): Promise<void> {

@@ -151,15 +151,17 @@ describe('a frozen master of a Redis Cluster (SIGSTOP)', { skip: redisSkip() }, 
 
   test('the master of the app\'s state frozen: a presence subscribe falls back and GET /channels answers 503; afterwards the members are rewritten', async () => {
     const prefix = `f${Math.random().toString(36).slice(2, 8)}`;
-    const s = await startServer({ ADAPTER_DRIVER: 'redis', ADAPTER_NODE_TIMEOUT: '4000', DB_REDIS_CLUSTER_NODES: cluster.ports.map((p) => `127.0.0.1:${p}`).join(','), DB_REDIS_KEY_PREFIX: prefix });
+    const s = await startServer({ ADAPTER_DRIVER: 'redis', ADAPTER_NODE_TIMEOUT: '4000', DB_REDIS_CLUSTER_NODES: cluster.ports.map((p) => `127.0.0.1:${p}`).join(','), DB_REDIS_KEY_PREFIX: prefix, METRICS_ENABLED: '1' });
     const port = await masterOf(cluster, `${prefix}:{app-id}:subs`);
     const pid = await pidOf({ cli: (...args: string[]) => cluster.cli(port, ...args) });
     try {
       const early = s.client({ presence: { user_id: 'early' } });
       await subscribed(early, 'presence-room');
       process.kill(pid, 'SIGSTOP');
+      const frozenAt = performance.now();
       try {
-        // Side by side, and thawed before the cluster's own node timeout (5 s) marks the master failed.
+        // Side by side; thawed past the point where the stalled connection is closed (2 s bound
+        // + 2 s), and before the cluster's own node timeout (5 s) would mark the master failed.
         const late = s.client({ presence: { user_id: 'late' } });
         const [joined, read] = await Promise.all([
           timed('presence subscribe', subscribed(late, 'presence-room')),
@@ -167,6 +169,7 @@ describe('a frozen master of a Redis Cluster (SIGSTOP)', { skip: redisSkip() }, 
         ]);
         assert.deepEqual(Object.keys(joined.value.members).sort(), ['early', 'late']);
         assert.equal(read.value, 503);
+        await new Promise((r) => setTimeout(r, Math.max(0, 4600 - (performance.now() - frozenAt))));
       } finally {
         process.kill(pid, 'SIGCONT');
       }
@@ -174,6 +177,8 @@ describe('a frozen master of a Redis Cluster (SIGSTOP)', { skip: redisSkip() }, 
         const res = await s.sdk().get({ path: '/channels/presence-room/users' }).catch(() => null);
         return res !== null && ((await res.json()) as { users: { id: string }[] }).users.map((u) => u.id).sort().join() === 'early,late';
       }, 20000, 'the member who joined during the stall rewritten into Redis');
+      const scraped = parseExposition((await rawGet(s.url('/metrics'))).body);
+      assert.ok(sampleValue(scraped, 'pws_redis_reconnects_total')! >= 1, 'the connection to the stalled master was closed and opened again');
     } finally {
       try {
         process.kill(pid, 'SIGCONT');
