@@ -163,7 +163,7 @@ export const OPTION_SPECS: readonly Spec[] = [
   { env: 'DB_REDIS_PORT', key: 'redisPort', kind: 'int', default: '6379', min: 1, max: 65535, help: 'Redis port.' },
   { env: 'DB_REDIS_USERNAME', key: 'redisUsername', kind: 'string', default: '', help: 'Redis ACL user name.' },
   { env: 'DB_REDIS_PASSWORD', key: 'redisPassword', kind: 'string', default: '', help: 'Redis password.' },
-  { env: 'DB_REDIS_DB', key: 'redisDb', kind: 'int', default: '0', min: 0, help: 'Redis database number (a Redis Cluster has only 0).' },
+  { env: 'DB_REDIS_DB', key: 'redisDb', kind: 'int', default: '0', min: 0, help: 'Redis database number (a Redis Cluster has only 0). Deployments on different databases of one Redis never see each other\'s events.' },
   { env: 'DB_REDIS_TLS', key: 'redisTls', kind: 'bool', default: 'false', help: 'Connect to Redis over TLS.' },
   { env: 'DB_REDIS_KEY_PREFIX', key: 'redisKeyPrefix', kind: 'string', default: 'pws', help: 'Prefix of every Redis key and pub/sub channel, so several clusters can share one Redis.' },
   { env: 'DB_REDIS_CLUSTER_NODES', key: 'redisClusterNodes', kind: 'string', default: '', help: 'Comma-separated host:port of some Redis Cluster nodes: connect to that Redis Cluster (routing uses sharded pub/sub).' },
