@@ -14,9 +14,18 @@ import type { AppState } from '../apps';
  *           with its TTL), cachemiss:<channel> (set during a miss burst),
  *           version (the last edge version the scripts handed out, see scripts.ts)
  * Global:   node:<node> (heartbeat, expires), nodes (set of node ids), reap:<node> (the reaper's lock)
+ * Channels: ch:<app>:<channel> on database 0, ch<db>:<app>:<channel> on another one: sharded pub/sub
+ *           ignores the database, so deployments told apart by it alone would get each other's frames.
  */
 export class Keys {
-  constructor(private readonly prefix: string) {}
+  private readonly channels: string;
+
+  constructor(
+    private readonly prefix: string,
+    database = 0,
+  ) {
+    this.channels = `${prefix}:ch${database === 0 ? '' : database}:`;
+  }
 
   /** The prefix of one app's state keys, e.g. `pws:{app-id}:`. */
   app(app: AppState): string {
@@ -86,6 +95,6 @@ export class Keys {
   }
 
   channelPrefix(app: AppState): string {
-    return `${this.prefix}:ch:${encodeURIComponent(app.config.id)}:`;
+    return `${this.channels}${encodeURIComponent(app.config.id)}:`;
   }
 }

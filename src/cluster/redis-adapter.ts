@@ -12,8 +12,9 @@ import type { LocalRateLimiter } from '../limits/rate-limiter';
 import { RedisRateLimiter } from '../limits/redis-rate-limiter';
 import { ClusterMetrics } from './cluster-metrics';
 import { Heartbeat } from './heartbeat';
+import { warnOfEviction } from './eviction';
 import { Keys } from './keys';
-import { connectRedis, type RedisLink } from './redis-link';
+import { connectRedis, databaseOf, type RedisLink } from './redis-link';
 import { RedisBroadcaster } from './redis-broadcaster';
 import { RedisCacheStore } from './redis-cache';
 import { RedisChannelState } from './redis-state';
@@ -41,7 +42,7 @@ export class RedisAdapter {
     private readonly log: Log,
   ) {
     this.metrics = metrics === null ? null : new ClusterMetrics(metrics, apps);
-    const keys = (this.keys = new Keys(options.redisKeyPrefix));
+    const keys = (this.keys = new Keys(options.redisKeyPrefix, databaseOf(options)));
     this.link = connectRedis(options, log, {
       reconnected: () => this.reconnected(),
       error: () => this.metrics?.redisErrors.add(0, 1),
@@ -68,6 +69,8 @@ export class RedisAdapter {
   async start(watchlist: Watchlist, counts: SubscriptionCounts | null): Promise<void> {
     if (!(await this.link.connected(CONNECT_WAIT_MS))) {
       this.log.warn(`redis: not reachable after ${CONNECT_WAIT_MS} ms; serving local clients and retrying`);
+    } else {
+      await warnOfEviction(this.link, this.keys.nodes(), this.log);
     }
     this.heartbeat = new Heartbeat({
       apps: this.apps,

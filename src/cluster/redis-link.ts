@@ -35,9 +35,18 @@ export interface LinkEvents {
   error(err: unknown): void;
 }
 
-// Every command is bounded: a Redis that stops answering delays a subscribe or a REST read by
+// Every call is bounded: a Redis that stops answering delays a subscribe or a REST read by
 // this much at most, and with the offline queue off a command fails at once while disconnected.
+// node-redis's own command timeout ends once the command is written, so the bound is ours.
 const COMMAND_TIMEOUT_MS = 2000;
+// A call still unanswered this long after it gave up means a frozen Redis or a half-open path:
+// its connection is closed, and node-redis opens it again. A connection that keeps writing never
+// looks idle to the socket timeout below, so this is what catches a busy one.
+const STALL_MS = COMMAND_TIMEOUT_MS;
+// An idle connection pings, and one that receives nothing for SOCKET_TIMEOUT_MS is closed: a
+// subscriber on a half-open path is found even when the node sends nothing.
+const PING_INTERVAL_MS = 1000;
+const SOCKET_TIMEOUT_MS = 2 * COMMAND_TIMEOUT_MS;
 const RECONNECT_MAX_DELAY_MS = 2000;
 
 /**
@@ -66,11 +75,15 @@ interface PubSub {
   sUnsubscribe(channel: string, listener: MessageListener): Promise<unknown>;
 }
 interface Client extends PubSub {
+  readonly isReady: boolean;
+  readonly options?: { socket?: { host?: string; port?: number } };
   sendCommand(args: string[]): Promise<unknown>;
+  connect(): Promise<unknown>;
   destroy(): void;
 }
 interface Cluster extends PubSub {
   sendCommand(key: string, isReadonly: boolean, args: string[]): Promise<unknown>;
+  getNodeClientForKey(key: string, isReadonly: boolean): Promise<Client>;
   destroy(): void;
 }
 interface Sentinel extends PubSub {
@@ -81,6 +94,13 @@ interface Sentinel extends PubSub {
   on(event: 'ready', listener: () => void): unknown;
 }
 
+/** The database the connections select: REDIS_URL's when it names one, else DB_REDIS_DB (a Redis Cluster has only 0). */
+export function databaseOf(options: RedisOptions): number {
+  if (options.redisClusterNodes !== '') return 0;
+  if (options.redisUrl !== '') return Number(new URL(options.redisUrl).pathname.slice(1) || '0');
+  return options.redisDb;
+}
+
 /** Connects as the options say: REDIS_URL, DB_REDIS_CLUSTER_NODES, DB_REDIS_SENTINELS, or DB_REDIS_HOST/PORT. */
 export function connectRedis(options: RedisOptions, log: Log, events: LinkEvents): RedisLink {
   const socket = {
@@ -88,28 +108,33 @@ export function connectRedis(options: RedisOptions, log: Log, events: LinkEvents
     connectTimeout: COMMAND_TIMEOUT_MS,
     ...(options.redisTls ? { tls: true as const } : {}),
   };
+  // The connections to the data ping when idle (pingInterval), so silence means a dead path. A
+  // Sentinel client's connections to the sentinels do not, and are not timed out.
+  const dataSocket = { ...socket, socketTimeout: SOCKET_TIMEOUT_MS };
   const auth = {
     ...(options.redisUsername !== '' ? { username: options.redisUsername } : {}),
     ...(options.redisPassword !== '' ? { password: options.redisPassword } : {}),
   };
-  const common = { disableOfflineQueue: true, commandOptions: { timeout: COMMAND_TIMEOUT_MS } };
+  const common = { disableOfflineQueue: true, pingInterval: PING_INTERVAL_MS, commandOptions: { timeout: COMMAND_TIMEOUT_MS } };
   const watch = new Watch(log, events);
 
   if (options.redisClusterNodes !== '') {
     const cluster = createCluster({
-      rootNodes: parseHostPorts(options.redisClusterNodes, 'DB_REDIS_CLUSTER_NODES').map(({ host, port }) => ({ socket: { host, port, ...socket } })),
-      defaults: { ...auth, ...common, socket },
+      rootNodes: parseHostPorts(options.redisClusterNodes, 'DB_REDIS_CLUSTER_NODES').map(({ host, port }) => ({ socket: { host, port, ...dataSocket } })),
+      defaults: { ...auth, ...common, socket: dataSocket },
     });
     cluster.on('error', (err) => watch.failed(err));
-    cluster.on('node-error', (err: unknown) => watch.failed(err));
-    cluster.on('node-ready', (node: { host?: string; port?: number }) => watch.ready(`${node?.host}:${node?.port}`));
-    return new ClusterLink(cluster as unknown as Cluster, cluster.connect());
+    // By address: a new pub/sub client of a master is ready under the master's address too, and
+    // is no reconnection unless that address failed.
+    cluster.on('node-error', (err: unknown, node: Address) => watch.failed(err, addressOf(node)));
+    cluster.on('node-ready', (node: Address) => watch.ready(addressOf(node)));
+    return new ClusterLink(cluster as unknown as Cluster, cluster.connect(), watch);
   }
   if (options.redisSentinels !== '') {
     const sentinel = createSentinel({
       name: options.redisSentinelName,
       sentinelRootNodes: parseHostPorts(options.redisSentinels, 'DB_REDIS_SENTINELS'),
-      nodeClientOptions: { ...auth, ...common, socket, database: options.redisDb },
+      nodeClientOptions: { ...auth, ...common, socket: dataSocket, database: options.redisDb },
       sentinelClientOptions: options.redisSentinelPassword !== '' ? { password: options.redisSentinelPassword, socket } : { socket },
       // Errors of the master's connection are 'error' events too (not only the pub/sub one's).
       passthroughClientErrorEvents: true,
@@ -118,21 +143,36 @@ export function connectRedis(options: RedisOptions, log: Log, events: LinkEvents
   }
   const client =
     options.redisUrl !== ''
-      ? createClient({ url: options.redisUrl, ...common, socket })
-      : createClient({ ...auth, ...common, database: options.redisDb, socket: { host: options.redisHost, port: options.redisPort, ...socket } });
+      ? createClient({ url: options.redisUrl, ...common, socket: dataSocket })
+      : createClient({ ...auth, ...common, database: options.redisDb, socket: { host: options.redisHost, port: options.redisPort, ...dataSocket } });
   // Subscribing takes a connection over; commands and publishes go on the other one.
   const subscriber = client.duplicate();
   for (const [name, c] of [['commands', client], ['subscriber', subscriber]] as const) {
-    c.on('error', (err) => watch.failed(err));
+    c.on('error', (err) => watch.failed(err, name));
     c.on('ready', () => watch.ready(name));
   }
-  return new ClientLink(client as unknown as Client, subscriber as unknown as Client, Promise.all([client.connect(), subscriber.connect()]));
+  return new ClientLink(client as unknown as Client, subscriber as unknown as Client, Promise.all([client.connect(), subscriber.connect()]), watch);
 }
 
-// Logs the first error of an outage and the recovery, instead of one line per retry.
+/** A Redis Cluster node, as node-redis names it in its events and client options. */
+interface Address {
+  host?: string;
+  port?: number;
+}
+
+function addressOf(node: Address | undefined): string {
+  return `${node?.host}:${node?.port}`;
+}
+
+/**
+ * Tells reconnections from new connections, and logs the first error of an outage and the
+ * recovery instead of one line per retry. A connection (by name, or by address on a Redis
+ * Cluster) is reconnected when it is ready after an error or a loss of its own; the first
+ * connection, and every later new one, is not.
+ */
 class Watch {
-  /** Connections that were ready once: their next ready is a reconnection. */
-  private readonly seen = new Set<string>();
+  /** Connections lost since they were last ready. */
+  private readonly lost = new Set<string>();
   private down = false;
 
   constructor(
@@ -140,21 +180,35 @@ class Watch {
     private readonly events: LinkEvents,
   ) {}
 
-  failed(err: unknown): void {
+  /** An error, of `connection` when given (which then counts as lost). */
+  failed(err: unknown, connection?: string): void {
     this.events.error(err);
+    if (connection !== undefined) this.lost.add(connection);
     if (this.down) return;
     this.down = true;
     this.log.warn(`redis: ${(err as Error)?.message ?? err}; serving local clients only until it is back`);
   }
 
+  /** `connection` was lost without an error event. */
+  lose(connection: string): void {
+    this.lost.add(connection);
+  }
+
   ready(connection: string): void {
-    if (!this.seen.has(connection)) {
-      this.seen.add(connection);
-      if (!this.down) return;
-    }
     if (this.down) this.log.info('redis: connected again');
     this.down = false;
-    this.events.reconnected();
+    if (this.lost.delete(connection)) this.events.reconnected();
+  }
+
+  /**
+   * Closes `client`, which left a call unanswered, and opens it again; a client already
+   * reconnecting is left alone. Its next 'ready' is a reconnection: subscribed again, rewritten.
+   */
+  reopen(client: Client, connection: string): void {
+    if (!client.isReady) return;
+    this.failed(new Error(`a call was left unanswered for ${COMMAND_TIMEOUT_MS + STALL_MS} ms; reconnecting`), connection);
+    client.destroy();
+    client.connect().catch(() => undefined);
   }
 }
 
@@ -178,7 +232,10 @@ abstract class BaseLink implements RedisLink {
     connecting.catch(() => undefined);
   }
 
-  abstract command(key: string, args: string[]): Promise<unknown>;
+  /** Sends one command, unbounded. */
+  protected abstract send(key: string, args: string[]): Promise<unknown>;
+  /** The connection that serves `key` left a call unanswered: closes it so that it reconnects. */
+  protected abstract stalled(key: string): void;
   abstract subscribe(channel: string, listener: MessageListener): Promise<void>;
   abstract unsubscribe(channel: string, listener: MessageListener): Promise<void>;
   abstract close(): Promise<void>;
@@ -193,8 +250,17 @@ abstract class BaseLink implements RedisLink {
     }
   }
 
+  command(key: string, args: string[]): Promise<unknown> {
+    return bounded(this.send(key, args), () => this.stalled(key));
+  }
+
+  /**
+   * Not bounded by a timer of its own: nothing waits for a publish, and one timer per frame
+   * would cost the hot path. A publish Redis leaves unanswered fails when its connection is
+   * closed, which a bounded call on it (the heartbeat, at the latest) brings about.
+   */
   publish(channel: string, message: string): Promise<unknown> {
-    return this.command(channel, ['SPUBLISH', channel, message]);
+    return this.send(channel, ['SPUBLISH', channel, message]);
   }
 
   connected(ms: number): Promise<boolean> {
@@ -207,20 +273,25 @@ class ClientLink extends BaseLink {
     private readonly client: Client,
     private readonly subscriber: Client,
     connecting: Promise<unknown>,
+    private readonly watch: Watch,
   ) {
     super(connecting);
   }
 
-  command(_key: string, args: string[]): Promise<unknown> {
+  protected send(_key: string, args: string[]): Promise<unknown> {
     return this.client.sendCommand(args);
   }
 
+  protected stalled(): void {
+    this.watch.reopen(this.client, 'commands');
+  }
+
   async subscribe(channel: string, listener: MessageListener): Promise<void> {
-    await bounded(this.subscriber.sSubscribe(channel, listener));
+    await bounded(this.subscriber.sSubscribe(channel, listener), () => this.watch.reopen(this.subscriber, 'subscriber'));
   }
 
   async unsubscribe(channel: string, listener: MessageListener): Promise<void> {
-    await this.subscriber.sUnsubscribe(channel, listener);
+    await bounded(this.subscriber.sUnsubscribe(channel, listener), () => this.watch.reopen(this.subscriber, 'subscriber'));
   }
 
   async close(): Promise<void> {
@@ -233,12 +304,24 @@ class ClusterLink extends BaseLink {
   constructor(
     private readonly cluster: Cluster,
     connecting: Promise<unknown>,
+    private readonly watch: Watch,
   ) {
     super(connecting);
   }
 
-  command(key: string, args: string[]): Promise<unknown> {
+  protected send(key: string, args: string[]): Promise<unknown> {
     return this.cluster.sendCommand(key, false, args);
+  }
+
+  // The master's command client; its pub/sub clients are mostly idle, which the socket timeout
+  // covers. getNodeClientForKey throws at once while the cluster is not ready: nothing to close then.
+  protected stalled(key: string): void {
+    Promise.resolve()
+      .then(() => this.cluster.getNodeClientForKey(key, false))
+      .then(
+        (client) => this.watch.reopen(client, addressOf(client.options?.socket)),
+        () => undefined,
+      );
   }
 
   async subscribe(channel: string, listener: MessageListener): Promise<void> {
@@ -246,7 +329,7 @@ class ClusterLink extends BaseLink {
   }
 
   async unsubscribe(channel: string, listener: MessageListener): Promise<void> {
-    await this.cluster.sUnsubscribe(channel, listener);
+    await bounded(this.cluster.sUnsubscribe(channel, listener));
   }
 
   async close(): Promise<void> {
@@ -276,9 +359,13 @@ class SentinelLink extends BaseLink {
     super(new Promise<void>((resolve) => (opened = resolve)));
     sentinel.on('error', (err) => {
       this.lost = true;
-      watch.failed(err);
+      watch.failed(err, 'sentinel');
     });
+    let readyBefore = false;
     sentinel.on('ready', () => {
+      // Again after a failover, which may come without an error.
+      if (readyBefore) watch.lose('sentinel');
+      readyBefore = true;
       this.lost = false;
       watch.ready('sentinel');
     });
@@ -292,15 +379,22 @@ class SentinelLink extends BaseLink {
         return;
       } catch (err) {
         if (this.closed) throw err;
-        this.watch.failed(err);
+        this.watch.failed(err, 'sentinel');
         await new Promise((resolve) => setTimeout(resolve, RECONNECT_MAX_DELAY_MS).unref());
         if (this.closed) throw err;
       }
     }
   }
 
-  async command(_key: string, args: string[]): Promise<unknown> {
-    const reply = await bounded(this.sentinel.sendCommand(false, args));
+  protected send(_key: string, args: string[]): Promise<unknown> {
+    return this.sentinel.sendCommand(false, args);
+  }
+
+  // node-redis's Sentinel client hides its connections; an idle one is closed by the socket timeout.
+  protected stalled(): void {}
+
+  async command(key: string, args: string[]): Promise<unknown> {
+    const reply = await super.command(key, args);
     if (this.lost) {
       this.lost = false;
       this.watch.ready('sentinel');
@@ -314,7 +408,10 @@ class SentinelLink extends BaseLink {
     } catch (err) {
       // Subscribed again, with every other channel, once a command succeeds. A reply from Redis
       // (an ACL refusal, say) would fail again.
-      if (!(err instanceof ErrorReply)) this.lost = true;
+      if (!(err instanceof ErrorReply)) {
+        this.lost = true;
+        this.watch.lose('sentinel');
+      }
       throw err;
     }
   }
@@ -330,13 +427,26 @@ class SentinelLink extends BaseLink {
 }
 
 /**
- * Rejects when `promise` has not settled within COMMAND_TIMEOUT_MS: for what node-redis does not
- * bound itself (subscriptions everywhere, every Sentinel command; see SentinelLink).
+ * Rejects when `promise` has not settled within COMMAND_TIMEOUT_MS (node-redis bounds a command
+ * only until it is written). When it is still unsettled STALL_MS later, calls `stalled`.
  */
-function bounded<T>(promise: Promise<T>): Promise<T> {
+function bounded<T>(promise: Promise<T>, stalled?: () => void): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${COMMAND_TIMEOUT_MS} ms`)), COMMAND_TIMEOUT_MS);
+    timer = setTimeout(() => {
+      reject(new Error(`Redis did not answer within ${COMMAND_TIMEOUT_MS} ms`));
+      if (stalled !== undefined) watchStall(promise, stalled);
+    }, COMMAND_TIMEOUT_MS);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+// Only for calls that already gave up, so a healthy Redis costs no second timer.
+function watchStall(promise: Promise<unknown>, stalled: () => void): void {
+  let settled = false;
+  promise.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  setTimeout(() => settled || stalled(), STALL_MS).unref();
 }

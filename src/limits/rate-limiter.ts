@@ -25,6 +25,13 @@ export function rateOf(app: AppState, limit: RateLimit): number {
   return limit === 'backend_events' ? app.config.maxBackendEventsPerSecond : app.config.maxReadRequestsPerSecond;
 }
 
+/**
+ * The answer for a limit of 0: nothing is admitted, as a client-event limit of 0 admits no event
+ * (a bucket of size 0 would let everything through, taking min(cost, 0) = 0 tokens). Retry-After
+ * only paces the retries of a client that honours it.
+ */
+export const NOTHING_ADMITTED: Verdict = Object.freeze({ allowed: false, limit: 0, remaining: 0, retryAfter: 60 });
+
 /** Token buckets in this process: the limits hold per node. */
 export class LocalRateLimiter implements RateLimiter {
   private readonly buckets = new Map<AppState, Record<RateLimit, TokenBucket | null>>();
@@ -39,6 +46,7 @@ export class LocalRateLimiter implements RateLimiter {
 
   consume(app: AppState, limit: RateLimit, cost: number): Verdict {
     const bucket = this.buckets.get(app)![limit]!;
+    if (bucket.rate === 0) return NOTHING_ADMITTED;
     const waitMs = bucket.take(cost, performance.now());
     return { allowed: waitMs === 0, limit: bucket.rate, remaining: bucket.remaining, retryAfter: Math.ceil(waitMs / 1000) };
   }

@@ -3,7 +3,7 @@ import type { Keys } from '../cluster/keys';
 import type { RedisLink } from '../cluster/redis-link';
 import { script } from '../cluster/scripts';
 import type { Log } from '../log';
-import { rateOf, type LocalRateLimiter, type RateLimit, type RateLimiter, type Verdict } from './rate-limiter';
+import { NOTHING_ADMITTED, rateOf, type LocalRateLimiter, type RateLimit, type RateLimiter, type Verdict } from './rate-limiter';
 
 /**
  * KEYS bucket. ARGV rate, cost. The same token bucket as TokenBucket, on Redis's clock so every
@@ -16,6 +16,9 @@ local now = t[1] * 1000 + t[2] / 1000
 local b = redis.call('HMGET', KEYS[1], 't', 'at')
 local tokens = tonumber(b[1]) or rate
 local at = tonumber(b[2]) or now
+-- Redis's clock can step back (an NTP step, a failover to a replica whose clock is behind): no
+-- refill and no debt for the step, and the refill goes on from the clock as it is now.
+if now < at then at = now end
 tokens = math.min(rate, tokens + (now - at) * rate / 1000)
 local need = math.min(cost, rate)
 local wait = 0
@@ -42,6 +45,7 @@ export class RedisRateLimiter implements RateLimiter {
 
   async consume(app: AppState, limit: RateLimit, cost: number): Promise<Verdict> {
     const rate = rateOf(app, limit);
+    if (rate === 0) return NOTHING_ADMITTED;
     let reply: string[];
     try {
       reply = (await this.link.eval(TAKE, [this.keys.rateLimit(app, limit)], [String(rate), String(cost)])) as string[];

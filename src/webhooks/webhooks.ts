@@ -117,7 +117,9 @@ class AppWebhooks {
   state: ChannelState | null = null;
   private readonly holds: HoldBack<Held>;
   private holding = true;
-  // Released events whose check against the cluster's state is still running, chained so they go out in order.
+  // Released events whose check against the cluster's state is still running, chained so they go
+  // out in order. The checks run side by side, and each Redis read gives up after its bound
+  // (redis-link.ts), so a Redis that hangs holds the chain for that long, not for the hang.
   private releasing: Promise<void> | null = null;
 
   constructor(

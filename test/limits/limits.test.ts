@@ -190,3 +190,54 @@ test('RATE_LIMITER_DRIVER=redis needs the Redis adapter', async () => {
   await assert.rejects(startServer({ RATE_LIMITER_DRIVER: 'redis' }), /RATE_LIMITER_DRIVER: redis needs ADAPTER_DRIVER=redis/);
 });
 
+
+describe('a limit of 0', () => {
+  for (const driver of ['local', 'redis'] as const) {
+    test(`refuses every REST call it counts, as a client-event limit of 0 refuses every event (RATE_LIMITER_DRIVER=${driver})`, { skip: driver === 'redis' && redisSkip() }, async () => {
+      const redis = driver === 'redis' ? await startRedis() : null;
+      const env: Record<string, string> = redis === null ? {} : { ADAPTER_DRIVER: 'redis', RATE_LIMITER_DRIVER: 'redis', REDIS_URL: redis.url };
+      const s = await startServer({ ...env, DEFAULT_APP_MAX_BACKEND_EVENTS_PER_SEC: '0', DEFAULT_APP_MAX_READ_REQ_PER_SEC: '0' });
+      try {
+        const triggered = await trigger(s, ['x']);
+        assert.equal(triggered.status, 429);
+        assert.equal(triggered.headers.get('x-ratelimit-limit'), '0');
+        assert.equal(triggered.headers.get('x-ratelimit-remaining'), '0');
+        assert.equal((await call(s, 'GET', '/channels')).status, 429);
+        await sleep(1100);
+        assert.equal((await trigger(s, ['x'])).status, 429, 'no refill makes room');
+      } finally {
+        await s.stop();
+        await redis?.stop();
+      }
+    });
+  }
+});
+
+describe('the Redis rate limiter and Redis\'s clock', { skip: redisSkip() }, () => {
+  test('a step back of Redis\'s clock neither empties the bucket nor stops its refill', async () => {
+    const redis = await startRedis();
+    const prefix = `r${Math.random().toString(36).slice(2, 8)}`;
+    const s = await startServer({ ADAPTER_DRIVER: 'redis', RATE_LIMITER_DRIVER: 'redis', REDIS_URL: redis.url, DB_REDIS_KEY_PREFIX: prefix, DEFAULT_APP_MAX_BACKEND_EVENTS_PER_SEC: '10' });
+    try {
+      assert.equal((await trigger(s, ['x'])).status, 200);
+      // What the bucket holds after Redis's TIME stepped back 60 s (an NTP step, a failover to a
+      // replica whose clock is behind): a last use 60 s ahead of Redis's clock.
+      const key = `${prefix}:{${APP.id}}:limit:backend_events`;
+      const at = Number((await redis.cli('HGET', key, 'at')).trim());
+      await redis.cli('HSET', key, 'at', String(at + 60000));
+      const after = await trigger(s, ['x']);
+      assert.equal(after.status, 200, `allowed after the step, got ${JSON.stringify(after.json)}`);
+      assert.ok(Number(after.headers.get('x-ratelimit-remaining') ?? 0) >= 0);
+      // Empty the bucket, then it refills at its rate from Redis's (stepped) clock.
+      let refused = await trigger(s, ['x', 'y', 'z', 'w', 'v', 'u', 't', 's', 'r', 'q']);
+      if (refused.status === 200) refused = await trigger(s, ['x', 'y', 'z', 'w', 'v', 'u', 't', 's', 'r', 'q']);
+      assert.equal(refused.status, 429);
+      assert.equal(refused.headers.get('retry-after'), '1', 'a second to refill, not the 60 s of the step');
+      await sleep(1100);
+      assert.equal((await trigger(s, ['x'])).status, 200, 'refilled a second later');
+    } finally {
+      await s.stop();
+      await redis.stop();
+    }
+  });
+});
