@@ -5,10 +5,10 @@ import { HttpError } from '../protocol/errors';
 import type { ClusterMetrics } from './cluster-metrics';
 import type { Keys } from './keys';
 import type { RedisLink } from './redis-link';
-import { CHANNEL, CHANNELS, CONNECTIONS, JOIN, LEAVE, MEMBERS, REWRITE, OFFLINE, ONLINE, REAP, RESTORE } from './scripts';
+import { CHANNEL, CHANNELS, CONNECTIONS, JOIN, LEAVE, MEMBERS, OFFLINE, ONLINE, PRUNE, REAP, SYNC } from './scripts';
 
-// Records per RESTORE call, so rewriting a large node never blocks Redis for long.
-const RESTORE_BATCH = 500;
+// Records or fields per script of a rewrite, so rewriting a large node never blocks Redis for long.
+const BATCH = 500;
 
 /** A member taken out of a presence channel by a reap. */
 export interface Reaped {
@@ -147,38 +147,65 @@ export class RedisChannelState implements ChannelState {
   }
 
   /**
-   * Replaces this node's entries with what it really holds (after Redis lost them, or the node
-   * was reaped while it was only slow). Channel edges are not replayed: the clients saw none.
-   * Signed-in users are reconciled instead, and each online status change that caused goes to
-   * `changed` as soon as Redis made it: a user a reap took offline is back online, a user whose
-   * last sign-out Redis missed is offline now.
+   * Makes Redis hold exactly this node's entries (after Redis lost some, or took a change
+   * while this node could not hear the answer): first each channel and member it holds, then
+   * the removal of what it no longer holds. Entries that were right stay untouched throughout,
+   * so no other node sees them missing. Channel edges are not replayed: the clients saw none.
+   * Signed-in users are reconciled too, and each online status change that caused goes to
+   * `changed` as soon as Redis made it: a user whose last sign-out Redis missed is offline now.
    */
   async rewrite(apps: Apps, changed: UserChange): Promise<void> {
     this.dirty = false;
     try {
       for (const app of apps.all()) {
-        const records: string[] = [];
-        for (const [name, channel] of app.channels) {
-          records.push('s', name, String(channel.subscriptions));
-          if (channel.members !== null) for (const [userId, member] of channel.members) records.push('m', name, userId, JSON.stringify(member.info));
-        }
-        const keys = [this.keys.subs(app), this.keys.owned(app, this.node)];
-        for (let i = 0; i === 0 || i < records.length; ) {
-          // Cut only between records: an 's' record has 3 fields, an 'm' record 4.
-          let end = i;
-          for (let n = 0; n < RESTORE_BATCH && end < records.length; n++) end += records[end] === 's' ? 3 : 4;
-          const batch = records.slice(i, end);
-          if (i === 0) await this.link.eval(REWRITE, keys, [this.keys.app(app), this.node, ...batch]);
-          else await this.link.eval(RESTORE, keys, [this.keys.app(app), ...batch]);
-          i = end;
-          if (end === 0) break;
-        }
+        await this.syncEntries(app);
+        await this.pruneEntries(app);
         if (app.watched !== null) await this.reconcileUsers(app, changed);
       }
     } catch (err) {
       this.failed();
       throw err;
     }
+  }
+
+  // Each batch is read from the live channels right before it is sent (the Map iterators follow
+  // changes across the awaits). Commands run in order on the connection, so a join or leave
+  // whose script went out before a batch is counted in it, and one sent after it runs after it:
+  // a leave during the rewrite is never undone by an older copy of the entry.
+  private async syncEntries(app: AppState): Promise<void> {
+    const keys = [this.keys.subs(app), this.keys.owned(app, this.node)];
+    let args = [this.keys.app(app)];
+    let records = 0;
+    const flush = async () => {
+      const batch = args;
+      args = [batch[0]];
+      records = 0;
+      await this.link.eval(SYNC, keys, batch);
+    };
+    for (const [name, channel] of app.channels) {
+      args.push('s', name, String(channel.subscriptions));
+      if (++records === BATCH) await flush();
+      if (channel.members === null) continue;
+      for (const [userId, member] of channel.members) {
+        args.push('m', name, userId, JSON.stringify(member.info));
+        if (++records === BATCH) await flush();
+      }
+    }
+    if (records > 0) await flush();
+  }
+
+  // Takes out what Redis holds under this node and the node does not hold any more, a page of
+  // its entries at a time; each page is compared with the live channels right before its script is sent.
+  private async pruneEntries(app: AppState): Promise<void> {
+    const keys = [this.keys.subs(app), this.keys.owned(app, this.node)];
+    let cursor = '0';
+    do {
+      const [next, page] = (await this.link.command(keys[1], ['HSCAN', keys[1], cursor, 'COUNT', String(BATCH)])) as [string, string[]];
+      cursor = String(next);
+      const stale = [this.keys.app(app)];
+      for (let i = 0; i < page.length; i += 2) if (!holds(app, page[i])) stale.push(page[i]);
+      if (stale.length > 1) await this.link.eval(PRUNE, keys, stale);
+    } while (cursor !== '0');
   }
 
   // Makes Redis record exactly this node's signed-in users. Each list is taken from app.users
@@ -190,8 +217,8 @@ export class RedisChannelState implements ChannelState {
     const gone = fields.filter((f) => f.startsWith('u\n') && !app.users.has(f.slice(2))).map((f) => f.slice(2));
     if (gone.length > 0) for (const userId of (await this.link.eval(OFFLINE, keys, gone)) as string[]) changed(app, userId, false);
     const users = [...app.users.keys()];
-    for (let i = 0; i < users.length; i += RESTORE_BATCH) {
-      const batch = users.slice(i, i + RESTORE_BATCH).filter((userId) => app.users.has(userId));
+    for (let i = 0; i < users.length; i += BATCH) {
+      const batch = users.slice(i, i + BATCH).filter((userId) => app.users.has(userId));
       if (batch.length > 0) for (const userId of (await this.link.eval(ONLINE, keys, batch)) as string[]) changed(app, userId, true);
     }
   }
@@ -209,6 +236,14 @@ export class RedisChannelState implements ChannelState {
     this.dirty = true;
     this.metrics?.redisErrors.add(0, 1);
   }
+}
+
+// Whether this node still holds the entry behind a field of its owned hash (signed-in users are reconcileUsers' part).
+function holds(app: AppState, field: string): boolean {
+  if (field[0] === 's') return app.channels.has(field.slice(2));
+  if (field[0] !== 'm') return true;
+  const nl = field.indexOf('\n', 2);
+  return app.channels.get(field.slice(2, nl))?.members?.has(field.slice(nl + 1)) === true;
 }
 
 // Pairs of user id and user_info JSON, from `offset` on.
