@@ -10,7 +10,8 @@ import type { Options } from '../options';
 import type { LocalRateLimiter } from '../limits/rate-limiter';
 import { RedisRateLimiter } from '../limits/redis-rate-limiter';
 import { ClusterMetrics } from './cluster-metrics';
-import { Heartbeat } from './heartbeat';
+import { ErrorCode } from '../protocol/errors';
+import { Heartbeat, incarnation } from './heartbeat';
 import { Keys } from './keys';
 import { connectRedis, type RedisLink } from './redis-link';
 import { RedisBroadcaster } from './redis-broadcaster';
@@ -19,6 +20,7 @@ import { RedisChannelState } from './redis-state';
 
 // How long start-up waits for Redis before serving local clients anyway.
 const CONNECT_WAIT_MS = 3000;
+const FENCED_MESSAGE = 'The cluster lost track of this connection, please reconnect';
 
 /** The cluster's parts on one node: the Redis connection, the two seams on it, and the heartbeat. */
 export class RedisAdapter {
@@ -34,7 +36,7 @@ export class RedisAdapter {
   constructor(
     private readonly options: Options,
     private readonly apps: Apps,
-    fanOut: FanOut,
+    private readonly fanOut: FanOut,
     private readonly events: ChannelEvents | null,
     metrics: PwsMetrics | null,
     private readonly log: Log,
@@ -45,7 +47,7 @@ export class RedisAdapter {
       reconnected: () => this.reconnected(),
       error: () => this.metrics?.redisErrors.add(0, 1),
     });
-    this.state = new RedisChannelState(this.link, keys, this.node, options.presenceMaxMembers, this.metrics);
+    this.state = new RedisChannelState(this.link, keys, incarnation(this.node, 1), options.presenceMaxMembers, this.metrics);
     this.broadcaster = new RedisBroadcaster(fanOut, this.link, keys, this.node, apps, this.metrics, log);
   }
 
@@ -79,6 +81,9 @@ export class RedisAdapter {
       metrics: this.metrics,
       log: this.log,
       nodeTimeoutMs: this.options.adapterNodeTimeoutMs,
+      closeAll: () => {
+        for (const app of this.apps.all()) app.sockets.forEach((ws) => this.fanOut.close(ws, ErrorCode.reconnect, FENCED_MESSAGE));
+      },
     });
     await this.heartbeat.beat();
     this.log.info(`cluster: node ${this.node} on Redis`);

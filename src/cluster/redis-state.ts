@@ -33,11 +33,15 @@ export class RedisChannelState implements ChannelState {
   private readonly elsewhere = new Map<AppState, number>();
   /** A change Redis did not take: the node's entries must be rewritten. */
   dirty = false;
+  // True only while the node closes its sockets to fence itself: their leaves announce nothing,
+  // the reap of the incarnation they belonged to does.
+  private fencing = false;
 
   constructor(
     private readonly link: RedisLink,
     private readonly keys: Keys,
-    private readonly node: string,
+    /** This node's incarnation: its entries are kept under this id (see Heartbeat). */
+    public node: string,
     private readonly presenceMaxMembers: number,
     private readonly metrics: ClusterMetrics | null,
   ) {}
@@ -63,13 +67,15 @@ export class RedisChannelState implements ChannelState {
   }
 
   async leave(app: AppState, channel: string, userId: string | null): Promise<LeaveEdges> {
+    const quiet = this.fencing;
     const keys = [this.keys.subs(app), this.keys.owned(app, this.node), this.keys.members(app, channel), this.keys.info(app, channel)];
     try {
       const reply = (await this.link.eval(LEAVE, keys, [channel, userId ?? ''])) as number[];
       return { vacated: reply[0] === 1, memberRemoved: reply[1] === 1, subscriptionCount: Number(reply[2]) };
     } catch {
       this.failed();
-      return this.local.leave(app, channel, userId);
+      const alone = this.local.leave(app, channel, userId);
+      return quiet ? { vacated: false, memberRemoved: false, subscriptionCount: alone.subscriptionCount } : alone;
     }
   }
 
@@ -98,7 +104,7 @@ export class RedisChannelState implements ChannelState {
   }
 
   async signedOut(app: AppState, userId: string): Promise<boolean> {
-    return this.userEdge(OFFLINE, app, userId, this.local.signedOut());
+    return this.userEdge(OFFLINE, app, userId, !this.fencing && this.local.signedOut());
   }
 
   async online(app: AppState, userIds: string[]): Promise<Set<string>> {
@@ -206,6 +212,22 @@ export class RedisChannelState implements ChannelState {
       for (let i = 0; i < page.length; i += 2) if (!holds(app, page[i])) stale.push(page[i]);
       if (stale.length > 1) await this.link.eval(PRUNE, keys, stale);
     } while (cursor !== '0');
+  }
+
+  /**
+   * Moves this node's entries to the new incarnation `next` and closes its sockets with
+   * `closeAll`. Their leaves and sign-outs announce nothing: they belonged to the incarnation
+   * left behind, whose reap announces each edge once.
+   */
+  fence(next: string, closeAll: () => void): void {
+    this.node = next;
+    this.dirty = false;
+    this.fencing = true;
+    try {
+      closeAll();
+    } finally {
+      this.fencing = false;
+    }
   }
 
   // Makes Redis record exactly this node's signed-in users. Each list is taken from app.users
