@@ -34,6 +34,9 @@ export function incarnation(node: string, n: number): string {
   return `${node}.${n}`;
 }
 
+// Ids of nodes seen leaving the cluster, kept to recognize one that Redis brings back.
+const DEPARTED_MAX = 10000;
+
 /**
  * Every quarter of the node timeout: renews this node's TTL key (on its own, so that a long
  * upkeep never lets it expire), and runs the upkeep: rewrites the node's entries when Redis may
@@ -64,6 +67,9 @@ export class Heartbeat {
   private confirmed: string | null = null;
   /** This node's earlier incarnations, not reaped yet. */
   private readonly retired: string[] = [];
+  /** Nodes seen leaving the set of nodes (reaped, stopped, retired), oldest first. */
+  private readonly departed = new Set<string>();
+  private members: string[] = [];
   // No reaping until every live node has had a node timeout to beat: at start, and after Redis
   // came back (a Redis that kept its data holds heartbeat keys that expired during the outage,
   // of nodes that are alive and about to beat again).
@@ -143,7 +149,7 @@ export class Heartbeat {
     try {
       while (this.retired.length > 0) {
         await this.leave(this.retired[0]);
-        this.retired.shift();
+        this.depart(this.retired.shift()!);
       }
       // Not before this incarnation's key is known to be in place: after Redis lost this node's
       // entries, fencing rebuilds them, not a rewrite.
@@ -160,6 +166,9 @@ export class Heartbeat {
   private async scanNodes(reap: boolean): Promise<void> {
     const { link, keys, state, metrics } = this.ctx;
     const members = toArray(await link.command(keys.nodes(), ['SMEMBERS', keys.nodes()]));
+    const now = new Set(members);
+    for (const gone of this.members) if (!now.has(gone)) this.depart(gone);
+    this.members = members;
     let live = 0;
     for (const other of members) {
       // This node's own earlier incarnations are its to take out (runUpkeep).
@@ -171,17 +180,28 @@ export class Heartbeat {
       if (!reap) continue;
       const locked = await link.command(keys.reapLock(other), ['SET', keys.reapLock(other), state.node, 'NX', 'PX', '30000']);
       if (locked === null) continue;
-      const removed = await this.reap(other);
+      // A node seen leaving before, brought back by Redis (an older snapshot loaded, a failover
+      // that lost the writes of its reap): the webhooks had its edges then. Clients get them
+      // again, as some may have subscribed since and been told of its members.
+      const again = this.departed.has(other);
+      const removed = await this.reap(other, !again);
       await link.command(keys.nodes(), ['SREM', keys.nodes(), other]);
+      this.depart(other);
+      if (again) {
+        this.ctx.log.info(`cluster: node ${other}, gone before, was back in Redis; removed its connections again (no webhooks this time)`);
+        continue;
+      }
       metrics?.reapedNodes.add(0, 1);
       this.ctx.log.info(`cluster: node ${other} stopped sending heartbeats; removed its connections (${removed} presence members)`);
     }
     metrics?.nodes.set(0, live);
   }
 
-  // Takes a node's entries out and announces each edge that caused; returns the members removed.
-  private async reap(dead: string): Promise<number> {
-    const { apps, state, broadcaster, events } = this.ctx;
+  // Takes a node's entries out and announces each edge that caused, to the webhooks too when
+  // `webhooks`; returns the members removed.
+  private async reap(dead: string, webhooks: boolean): Promise<number> {
+    const { apps, state, broadcaster } = this.ctx;
+    const events = webhooks ? this.ctx.events : null;
     let members = 0;
     for (const app of apps.all()) {
       const reaped = await state.reap(app, dead);
@@ -190,7 +210,7 @@ export class Heartbeat {
         broadcaster.publish(app, channel, memberRemoved(channel, userId));
         events?.memberRemoved(app, channel, userId);
       }
-      for (const channel of reaped.vacated) events?.vacated(app, channel);
+      if (events !== null) for (const channel of reaped.vacated) events.vacated(app, channel);
       for (const userId of reaped.offline) this.ctx.watchlist.announce(app, userId, false);
     }
     return members;
@@ -199,9 +219,14 @@ export class Heartbeat {
   // Takes one of this node's incarnations out of the cluster, announcing each edge once.
   private async leave(id: string): Promise<void> {
     const { link, keys } = this.ctx;
-    await this.reap(id);
+    await this.reap(id, true);
     await link.command(keys.heartbeat(id), ['DEL', keys.heartbeat(id)]);
     await link.command(keys.nodes(), ['SREM', keys.nodes(), id]);
+  }
+
+  private depart(id: string): void {
+    this.departed.add(id);
+    if (this.departed.size > DEPARTED_MAX) this.departed.delete(this.departed.values().next().value!);
   }
 
   private failed(what: string, err: unknown): void {

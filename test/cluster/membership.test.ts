@@ -1,7 +1,7 @@
 // The cluster's membership under faults, asserted on what users see: every pusher-js client's
 // presence list, the REST listings and the webhooks received. A node paused past the node timeout
-// and resumed, a node killed, Redis restarted empty while a user leaves, Redis frozen past the node
-// timeout, and a heartbeat run longer than the node timeout.
+// and resumed, a node killed, Redis down past it and restarted empty while a user leaves, Redis
+// frozen past it, Redis loading an older snapshot, and a heartbeat run longer than the timeout.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import Pusher from 'pusher';
@@ -237,6 +237,37 @@ describe('membership of a cluster under faults', { skip }, () => {
       closeClients();
       await a.stop().catch(() => undefined);
       await b.stop().catch(() => undefined);
+    }
+  });
+
+  test('a reaped node brought back by Redis loading an older snapshot: its users removed again for clients, not for webhooks', async () => {
+    receiver.requests.length = 0;
+    const local = await startRedis({ args: ['--enable-debug-command', 'yes'] });
+    const env = clusterEnv(1000, local.url);
+    const survivor = await startServer(env);
+    const doomed = await spawnNode(env);
+    try {
+      const watcher = open(survivor.client({ presence: { user_id: 'watcher' } }));
+      await subscribed(watcher, 'presence-again');
+      const ghost = open(clientOn(doomed.port, 'ghost'));
+      await subscribed(ghost, 'presence-again');
+      await agree(survivor.port, [watcher, ghost], 'presence-again', ['watcher', 'ghost'], 10000);
+      await eventually(() => memberHooks(receiver, 'presence-again').get('ghost')?.length === 1, 15000, 'member_added webhook');
+      await local.cli('SAVE');
+      await doomed.kill();
+      await agree(survivor.port, [watcher], 'presence-again', ['watcher'], 15000);
+      await eventually(() => memberHooks(receiver, 'presence-again').get('ghost')?.at(-1) === 'member_removed', HOLD_BACK_MS + 15000, 'member_removed webhook');
+      // Redis goes back to the snapshot: the dead node and its entries are back.
+      assert.match(await local.cli('DEBUG', 'RELOAD', 'NOSAVE'), /OK/);
+      await agree(survivor.port, [watcher], 'presence-again', ['watcher'], 20000);
+      await sleep(HOLD_BACK_MS + 2000);
+      await agree(survivor.port, [watcher], 'presence-again', ['watcher'], 1000);
+      assert.deepEqual(memberHooks(receiver, 'presence-again').get('ghost'), ['member_added', 'member_removed']);
+    } finally {
+      closeClients();
+      await survivor.stop();
+      await doomed.stop().catch(() => undefined);
+      await local.stop();
     }
   });
 
