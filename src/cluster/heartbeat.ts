@@ -69,6 +69,7 @@ export class Heartbeat {
   private readonly retired: string[] = [];
   /** Nodes seen leaving the set of nodes (reaped, stopped, retired), oldest first. */
   private readonly departed = new Set<string>();
+  /** The node ids of the last scan, to see which left since. */
   private members: string[] = [];
   // No reaping until every live node has had a node timeout to beat: at start, and after Redis
   // came back (a Redis that kept its data holds heartbeat keys that expired during the outage,
@@ -98,7 +99,7 @@ export class Heartbeat {
 
   private renew(): Promise<void> {
     const { state } = this.ctx;
-    // A renewal stuck on the incarnation given up does not hold back the new one's.
+    // A fence happens inside a renewal: the new incarnation's first one does not wait for it to settle.
     if (this.renewing === null || this.renewingFor !== state.node) {
       const renewing: Promise<void> = this.renewOnce((this.renewingFor = state.node)).finally(() => {
         if (this.renewing === renewing) this.renewing = null;
@@ -129,10 +130,11 @@ export class Heartbeat {
   }
 
   private fence(why: string): void {
-    const { state, node, log } = this.ctx;
+    const { state, node, log, metrics } = this.ctx;
     const left = state.node;
     const next = incarnation(node, ++this.incarnation);
     log.warn(`cluster: node ${left} ${why}; the cluster may have dropped its entries, so it closes its connections (4200: clients reconnect and join again) and continues as ${next}`);
+    metrics?.fences.add(0, 1);
     this.confirmed = null;
     this.retired.push(left);
     state.fence(next, this.ctx.closeAll);

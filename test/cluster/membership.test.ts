@@ -9,6 +9,7 @@ import PusherJs from 'pusher-js';
 import { APP, drained, eventually, startServer, subscribed } from '../helpers/server';
 import { redisSkip, startRedis, type RedisInstance } from '../helpers/redis';
 import { spawnNode } from '../helpers/nodes';
+import { parseExposition, rawGet, sampleValue } from '../helpers/exposition';
 import { WebhookReceiver } from '../helpers/webhook-receiver';
 import { HOLD_BACK_MS } from '../../src/webhooks/hold-back';
 
@@ -124,7 +125,7 @@ describe('membership of a cluster under faults', { skip }, () => {
     receiver.requests.length = 0;
     const env = clusterEnv(1000);
     const survivor = await startServer(env);
-    const slow = await spawnNode(env);
+    const slow = await spawnNode({ ...env, METRICS_ENABLED: '1' });
     try {
       const watcher = open(survivor.client({ presence: { user_id: 'watcher' } }));
       const sleepy = open(clientOn(slow.port, 'sleepy'));
@@ -147,6 +148,8 @@ describe('membership of a cluster under faults', { skip }, () => {
       await agree(survivor.port, clients, 'presence-room', ['watcher', 'sleepy', 'sleepy2'], 1000);
       await eventually(() => memberHooks(receiver, 'presence-room').get('sleepy')?.at(-1) === 'member_added', HOLD_BACK_MS + 15000, 'webhooks settled');
       assertHooksEndAt(receiver, 'presence-room', ['watcher', 'sleepy', 'sleepy2'], []);
+      assert.equal(sampleValue(parseExposition((await rawGet(slow.url('/metrics'))).body), 'pws_cluster_fences_total'), 1);
+      assert.match(slow.output(), /found its heartbeat key gone; .* closes its connections \(4200/);
     } finally {
       closeClients();
       await survivor.stop();
