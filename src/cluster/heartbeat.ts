@@ -176,6 +176,9 @@ export class Heartbeat {
       // This node's own earlier incarnations are its to take out (runUpkeep).
       if (this.retired.includes(other)) continue;
       if (other === state.node || Number(await link.command(keys.heartbeat(other), ['EXISTS', keys.heartbeat(other)])) === 1) {
+        // Alive after all (its id was missing from an older copy of the set, say): a node brought
+        // back by Redis never is, as its key expired long before its reap.
+        this.departed.delete(other);
         live++;
         continue;
       }
