@@ -91,7 +91,8 @@ export class RedisAdapter {
 
   private reconnected(): void {
     this.metrics?.redisReconnects.add(0, 1);
-    // Redis may have restarted empty: subscribe again and rewrite this node's entries.
+    // Subscribe again; the heartbeat checks at once whether Redis kept this node's entries, and
+    // rewrites them if so (a change may have been lost with the connection) or fences if not.
     this.broadcaster.relisten(this.apps);
     this.state.dirty = true;
     void this.heartbeat?.reconnected();
