@@ -23,6 +23,8 @@ export class ClusterMetrics {
   readonly reapedNodes: Counter;
   /** Live nodes of the cluster, at this node's last heartbeat (slot 0). */
   readonly nodes: Gauge;
+  /** Times this node closed its connections because the cluster may have dropped its entries (slot 0). */
+  readonly fences: Counter;
 
   constructor(metrics: PwsMetrics, apps: Apps) {
     const { registry, prefix } = metrics;
@@ -35,6 +37,7 @@ export class ClusterMetrics {
     this.redisReconnects = registry.counter({ name: `${prefix}redis_reconnects_total`, help: 'Connections to Redis made again after a loss.' });
     this.reapedNodes = registry.counter({ name: `${prefix}cluster_nodes_reaped_total`, help: 'Dead nodes whose connections this node removed from the shared state.' });
     this.nodes = registry.gauge({ name: `${prefix}cluster_nodes`, help: 'Live nodes of the cluster at the last heartbeat.' });
-    for (const family of [this.lag, this.redisErrors, this.redisReconnects, this.reapedNodes, this.nodes]) family.series([]);
+    this.fences = registry.counter({ name: `${prefix}cluster_fences_total`, help: 'Times this node closed its connections because the cluster may have dropped its entries.' });
+    for (const family of [this.lag, this.redisErrors, this.redisReconnects, this.reapedNodes, this.nodes, this.fences]) family.series([]);
   }
 }

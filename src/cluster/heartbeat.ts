@@ -16,6 +16,7 @@ export interface HeartbeatContext {
   apps: Apps;
   link: RedisLink;
   keys: Keys;
+  /** This process's id; the state's entries are under its first incarnation (see incarnation()). */
   node: string;
   state: RedisChannelState;
   broadcaster: Broadcaster;
@@ -28,19 +29,52 @@ export interface HeartbeatContext {
   log: Log;
   /** Milliseconds after the last heartbeat at which a node counts as dead. */
   nodeTimeoutMs: number;
+  /** Closes every socket of this node with 4200, so that its clients reconnect and join again. */
+  closeAll: () => void;
 }
 
+/** The id under which incarnation `n` of `node` keeps its entries and beats. */
+export function incarnation(node: string, n: number): string {
+  return `${node}.${n}`;
+}
+
+// Ids of nodes seen leaving the cluster, kept to recognize one that Redis brings back.
+const DEPARTED_MAX = 10000;
+
 /**
- * Every quarter of the node timeout: refreshes this node's TTL key, publishes its connection
- * counts and learns the others', and looks for nodes whose key expired. One survivor (the
- * holder of a Redis lock) takes a dead node's sockets out of the shared state, and the reap
- * script returns each edge once, so member_removed, channel_vacated and a watchlist's offline go
- * out exactly once.
+ * Every quarter of the node timeout: renews this node's TTL key (on its own, so that a long
+ * upkeep never lets it expire), and runs the upkeep: rewrites the node's entries when Redis may
+ * not hold them right, publishes its connection counts and learns the others', and looks for
+ * nodes whose key expired. One survivor (the holder of a Redis lock) takes a dead node's sockets
+ * out of the shared state, and the reap script returns each edge once, so member_removed,
+ * channel_vacated and a watchlist's offline go out exactly once.
+ *
+ * Fencing: a node's entries live under its incarnation, `<node>.<n>`. When a renewal finds the
+ * key not as the last confirmed one left it (gone: it expired, as when the node was paused or cut
+ * off for a node timeout, or Redis lost it; older: Redis went back to older data), a survivor may
+ * have reaped the incarnation, or Redis may have lost its entries, while other nodes' clients saw
+ * its users leave. So the node does not serve that state on: it closes its sockets with 4200
+ * (clients reconnect and join again through the normal path, which announces each edge once),
+ * continues as the next incarnation, and reaps the one it left like a dead node. A reap decided
+ * on a stale view of a live node can only ever hit an incarnation that node gives up. While
+ * Redis cannot be reached the node serves on (see "Redis is down" in docs/scaling.md): its
+ * clients then rejoin on a Redis that takes the joins.
  */
 export class Heartbeat {
   private readonly timer: NodeJS.Timeout;
-  private beating: Promise<void> | null = null;
-  private beats = 0;
+  private renewing: Promise<void> | null = null;
+  /** The incarnation the renewal in flight is for. */
+  private renewingFor = '';
+  private running: Promise<void> | null = null;
+  private incarnation = 1;
+  /** The value this incarnation's key was left with by its last renewal Redis confirmed; null before the first. */
+  private confirmed: string | null = null;
+  /** This node's earlier incarnations, not reaped yet. */
+  private readonly retired: string[] = [];
+  /** Nodes seen leaving the set of nodes (reaped, stopped, retired), oldest first. */
+  private readonly departed = new Set<string>();
+  /** The node ids of the last scan, to see which left since. */
+  private members: string[] = [];
   // No reaping until every live node has had a node timeout to beat: at start, and after Redis
   // came back (a Redis that kept its data holds heartbeat keys that expired during the outage,
   // of nodes that are alive and about to beat again).
@@ -48,7 +82,10 @@ export class Heartbeat {
 
   constructor(private readonly ctx: HeartbeatContext) {
     this.reapNotBefore = performance.now() + ctx.nodeTimeoutMs;
-    this.timer = setInterval(() => void this.beat(), Math.max(250, ctx.nodeTimeoutMs / 4));
+    this.timer = setInterval(() => {
+      void this.renew();
+      void this.upkeep();
+    }, Math.max(250, ctx.nodeTimeoutMs / 4));
     this.timer.unref();
   }
 
@@ -58,79 +95,165 @@ export class Heartbeat {
     return this.beat();
   }
 
-  /** One heartbeat now (also the first one at start-up); never rejects. */
-  beat(): Promise<void> {
-    this.beating ??= this.run().finally(() => (this.beating = null));
-    return this.beating;
+  /** One renewal and one upkeep now (also the first ones at start-up); never rejects. */
+  async beat(): Promise<void> {
+    await this.renew();
+    await this.upkeep();
   }
 
-  private async run(): Promise<void> {
-    const { link, keys, node, state, apps } = this.ctx;
+  private renew(): Promise<void> {
+    const { state } = this.ctx;
+    // A fence happens inside a renewal: the new incarnation's first one does not wait for it to settle.
+    if (this.renewing === null || this.renewingFor !== state.node) {
+      const renewing: Promise<void> = this.renewOnce((this.renewingFor = state.node)).finally(() => {
+        if (this.renewing === renewing) this.renewing = null;
+      });
+      this.renewing = renewing;
+    }
+    return this.renewing;
+  }
+
+  private async renewOnce(id: string): Promise<void> {
+    const { link, keys, state, nodeTimeoutMs } = this.ctx;
+    const key = keys.heartbeat(id);
+    const value = String(Date.now());
     try {
-      const previous = await link.command(keys.heartbeat(node), ['SET', keys.heartbeat(node), String(Date.now()), 'PX', String(this.ctx.nodeTimeoutMs), 'GET']);
-      await link.command(keys.nodes(), ['SADD', keys.nodes(), node]);
-      // Our key had expired: a survivor may have reaped us while we were only slow.
-      if (this.beats++ > 0 && previous === null) state.dirty = true;
+      const previous = await link.command(key, ['SET', key, value, 'PX', String(nodeTimeoutMs), 'GET']);
+      if (state.node !== id) return;
+      // Gone (expired, or Redis lost it) or older (Redis went back to older data), or set by a
+      // renewal whose answer never came, which may have recreated it after it expired.
+      if (this.confirmed !== null && previous !== this.confirmed) {
+        this.fence(previous === null ? 'found its heartbeat key gone' : 'found its heartbeat key not as it left it');
+        return;
+      }
+      this.confirmed = value;
+      await link.command(keys.nodes(), ['SADD', keys.nodes(), id]);
+    } catch (err) {
+      this.failed('heartbeat', err);
+    }
+  }
+
+  private fence(why: string): void {
+    const { state, node, log, metrics } = this.ctx;
+    const left = state.node;
+    const next = incarnation(node, ++this.incarnation);
+    log.warn(`cluster: node ${left} ${why}; the cluster may have dropped its entries, so it closes its connections (4200: clients reconnect and join again) and continues as ${next}`);
+    metrics?.fences.add(0, 1);
+    this.confirmed = null;
+    this.retired.push(left);
+    state.fence(next, this.ctx.closeAll);
+    void this.beat();
+  }
+
+  private upkeep(): Promise<void> {
+    this.running ??= this.runUpkeep().finally(() => (this.running = null));
+    return this.running;
+  }
+
+  private async runUpkeep(): Promise<void> {
+    const { state, apps } = this.ctx;
+    try {
+      while (this.retired.length > 0) {
+        await this.leave(this.retired[0]);
+        this.depart(this.retired.shift()!);
+      }
+      // Not before this incarnation's key is known to be in place: after Redis lost this node's
+      // entries, fencing rebuilds them, not a rewrite.
+      if (this.confirmed === null) return;
       if (state.dirty) await state.rewrite(apps, (app, userId, online) => this.ctx.watchlist.announce(app, userId, online));
       await state.syncConnections(apps);
       await this.scanNodes(performance.now() >= this.reapNotBefore);
     } catch (err) {
-      this.ctx.metrics?.redisErrors.add(0, 1);
-      if (this.ctx.log.debugEnabled) this.ctx.log.debug(`heartbeat failed: ${(err as Error)?.message ?? err}`);
+      this.failed('cluster upkeep', err);
     }
   }
 
   // Counts the live nodes; reaps the dead ones when `reap`.
   private async scanNodes(reap: boolean): Promise<void> {
-    const { link, keys, node, metrics } = this.ctx;
+    const { link, keys, state, metrics } = this.ctx;
     const members = toArray(await link.command(keys.nodes(), ['SMEMBERS', keys.nodes()]));
+    const now = new Set(members);
+    for (const gone of this.members) if (!now.has(gone)) this.depart(gone);
+    this.members = members;
     let live = 0;
     for (const other of members) {
-      if (other === node || Number(await link.command(keys.heartbeat(other), ['EXISTS', keys.heartbeat(other)])) === 1) {
+      // This node's own earlier incarnations are its to take out (runUpkeep).
+      if (this.retired.includes(other)) continue;
+      if (other === state.node || Number(await link.command(keys.heartbeat(other), ['EXISTS', keys.heartbeat(other)])) === 1) {
+        // Alive after all (its id was missing from an older copy of the set, say): a node brought
+        // back by Redis never is, as its key expired long before its reap.
+        this.departed.delete(other);
         live++;
         continue;
       }
       if (!reap) continue;
-      const locked = await link.command(keys.reapLock(other), ['SET', keys.reapLock(other), node, 'NX', 'PX', '30000']);
+      const locked = await link.command(keys.reapLock(other), ['SET', keys.reapLock(other), state.node, 'NX', 'PX', '30000']);
       if (locked === null) continue;
-      const removed = await this.reap(other);
+      // A node seen leaving before, brought back by Redis (an older snapshot loaded, a failover
+      // that lost the writes of its reap): the webhooks had its edges then. Clients get them
+      // again, as some may have subscribed since and been told of its members.
+      const again = this.departed.has(other);
+      const removed = await this.reap(other, !again);
       await link.command(keys.nodes(), ['SREM', keys.nodes(), other]);
+      this.depart(other);
+      if (again) {
+        this.ctx.log.info(`cluster: node ${other}, gone before, was back in Redis; removed its connections again (no webhooks this time)`);
+        continue;
+      }
       metrics?.reapedNodes.add(0, 1);
       this.ctx.log.info(`cluster: node ${other} stopped sending heartbeats; removed its connections (${removed} presence members)`);
     }
     metrics?.nodes.set(0, live);
   }
 
-  // Takes a node's entries out and announces each edge; returns the members removed.
-  private async reap(dead: string): Promise<number> {
-    const { apps, state, broadcaster, events } = this.ctx;
+  // Takes a node's entries out and announces each edge that caused, to the webhooks too when
+  // `webhooks`; returns the members removed.
+  private async reap(dead: string, webhooks: boolean): Promise<number> {
+    const { apps, state, broadcaster } = this.ctx;
+    const events = webhooks ? this.ctx.events : null;
     let members = 0;
     for (const app of apps.all()) {
       const reaped = await state.reap(app, dead);
+      members += reaped.removed.length;
       for (const { channel, userId } of reaped.removed) {
         broadcaster.publishEdge(app, channel, userId, reaped.version, memberRemoved(channel, userId));
         events?.memberRemoved(app, channel, userId);
       }
-      for (const channel of reaped.vacated) events?.vacated(app, channel);
+      if (events !== null) for (const channel of reaped.vacated) events.vacated(app, channel);
       if (app.config.enableSubscriptionCount) {
         for (const { channel, count } of reaped.counted) if (channelKind(channel) !== 'presence') this.ctx.counts?.changed(app, channel, count, reaped.version);
       }
       for (const userId of reaped.offline) this.ctx.watchlist.announce(app, userId, false, reaped.version);
-      members += reaped.removed.length;
     }
     return members;
+  }
+
+  // Takes one of this node's incarnations out of the cluster, announcing each edge once.
+  private async leave(id: string): Promise<void> {
+    const { link, keys } = this.ctx;
+    await this.reap(id, true);
+    await link.command(keys.heartbeat(id), ['DEL', keys.heartbeat(id)]);
+    await link.command(keys.nodes(), ['SREM', keys.nodes(), id]);
+  }
+
+  private depart(id: string): void {
+    this.departed.add(id);
+    if (this.departed.size > DEPARTED_MAX) this.departed.delete(this.departed.values().next().value!);
+  }
+
+  private failed(what: string, err: unknown): void {
+    this.ctx.metrics?.redisErrors.add(0, 1);
+    if (this.ctx.log.debugEnabled) this.ctx.log.debug(`${what} failed: ${(err as Error)?.message ?? err}`);
   }
 
   /** Stops beating and leaves the cluster at once, so nobody waits for this node's key to expire. */
   async stop(): Promise<void> {
     clearInterval(this.timer);
-    await this.beating;
-    const { link, keys, node } = this.ctx;
+    await this.renewing;
+    await this.running;
     try {
       // Whatever closing the sockets left behind (leaves still failing, say) goes now.
-      await this.reap(node);
-      await link.command(keys.heartbeat(node), ['DEL', keys.heartbeat(node)]);
-      await link.command(keys.nodes(), ['SREM', keys.nodes(), node]);
+      for (const id of [...this.retired, this.ctx.state.node]) await this.leave(id);
     } catch {
       // Redis is gone: the survivors reap this node when its key expires.
     }

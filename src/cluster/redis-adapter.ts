@@ -11,8 +11,9 @@ import type { Options } from '../options';
 import type { LocalRateLimiter } from '../limits/rate-limiter';
 import { RedisRateLimiter } from '../limits/redis-rate-limiter';
 import { ClusterMetrics } from './cluster-metrics';
-import { Heartbeat } from './heartbeat';
+import { ErrorCode } from '../protocol/errors';
 import { warnOfEviction } from './eviction';
+import { Heartbeat, incarnation } from './heartbeat';
 import { Keys } from './keys';
 import { connectRedis, databaseOf, type RedisLink } from './redis-link';
 import { RedisBroadcaster } from './redis-broadcaster';
@@ -21,6 +22,7 @@ import { RedisChannelState } from './redis-state';
 
 // How long start-up waits for Redis before serving local clients anyway.
 const CONNECT_WAIT_MS = 3000;
+const FENCED_MESSAGE = 'The cluster lost track of this connection, please reconnect';
 
 /** The cluster's parts on one node: the Redis connection, the two seams on it, and the heartbeat. */
 export class RedisAdapter {
@@ -36,7 +38,7 @@ export class RedisAdapter {
   constructor(
     private readonly options: Options,
     private readonly apps: Apps,
-    fanOut: FanOut,
+    private readonly fanOut: FanOut,
     private readonly events: ChannelEvents | null,
     metrics: PwsMetrics | null,
     private readonly log: Log,
@@ -47,7 +49,7 @@ export class RedisAdapter {
       reconnected: () => this.reconnected(),
       error: () => this.metrics?.redisErrors.add(0, 1),
     });
-    this.state = new RedisChannelState(this.link, keys, this.node, options.presenceMaxMembers, this.metrics);
+    this.state = new RedisChannelState(this.link, keys, incarnation(this.node, 1), options.presenceMaxMembers, this.metrics);
     this.broadcaster = new RedisBroadcaster(fanOut, this.link, keys, this.node, apps, this.metrics, log);
   }
 
@@ -85,6 +87,9 @@ export class RedisAdapter {
       metrics: this.metrics,
       log: this.log,
       nodeTimeoutMs: this.options.adapterNodeTimeoutMs,
+      closeAll: () => {
+        for (const app of this.apps.all()) app.sockets.forEach((ws) => this.fanOut.close(ws, ErrorCode.reconnect, FENCED_MESSAGE));
+      },
     });
     await this.heartbeat.beat();
     this.log.info(`cluster: node ${this.node} on Redis`);
@@ -92,7 +97,8 @@ export class RedisAdapter {
 
   private reconnected(): void {
     this.metrics?.redisReconnects.add(0, 1);
-    // Redis may have restarted empty: subscribe again and rewrite this node's entries.
+    // Subscribe again; the heartbeat checks at once whether Redis kept this node's entries, and
+    // rewrites them if so (a change may have been lost with the connection) or fences if not.
     this.broadcaster.relisten(this.apps);
     this.state.dirty = true;
     void this.heartbeat?.reconnected();

@@ -5,10 +5,10 @@ import { HttpError } from '../protocol/errors';
 import type { ClusterMetrics } from './cluster-metrics';
 import type { Keys } from './keys';
 import type { RedisLink } from './redis-link';
-import { CHANNEL, CHANNELS, CONNECTIONS, JOIN, LEAVE, MEMBERS, REWRITE, OFFLINE, ONLINE, REAP, RESTORE } from './scripts';
+import { CHANNEL, CHANNELS, CONNECTIONS, JOIN, LEAVE, MEMBERS, OFFLINE, ONLINE, PRUNE, REAP, SYNC } from './scripts';
 
-// Records per RESTORE call, so rewriting a large node never blocks Redis for long.
-const RESTORE_BATCH = 500;
+// Records or fields per script of a rewrite, so rewriting a large node never blocks Redis for long.
+const BATCH = 500;
 
 /** A member taken out of a presence channel by a reap. */
 export interface Reaped {
@@ -37,11 +37,15 @@ export class RedisChannelState implements ChannelState {
   private readonly elsewhere = new Map<AppState, number>();
   /** A change Redis did not take: the node's entries must be rewritten. */
   dirty = false;
+  // True only while the node closes its sockets to fence itself: their leaves announce nothing,
+  // the reap of the incarnation they belonged to does.
+  private fencing = false;
 
   constructor(
     private readonly link: RedisLink,
     private readonly keys: Keys,
-    private readonly node: string,
+    /** This node's incarnation: its entries are kept under this id (see Heartbeat). */
+    public node: string,
     private readonly presenceMaxMembers: number,
     private readonly metrics: ClusterMetrics | null,
   ) {}
@@ -68,13 +72,15 @@ export class RedisChannelState implements ChannelState {
   }
 
   async leave(app: AppState, channel: string, userId: string | null): Promise<LeaveEdges> {
+    const quiet = this.fencing;
     const keys = [this.keys.subs(app), this.keys.owned(app, this.node), this.keys.members(app, channel), this.keys.info(app, channel), this.keys.version(app)];
     try {
       const reply = (await this.link.eval(LEAVE, keys, [channel, userId ?? ''])) as number[];
       return { vacated: reply[0] === 1, memberRemoved: reply[1] === 1, subscriptionCount: Number(reply[2]), version: Number(reply[3]) };
     } catch {
       this.failed();
-      return this.local.leave(app, channel, userId);
+      const alone = this.local.leave(app, channel, userId);
+      return quiet ? { ...alone, vacated: false, memberRemoved: false } : alone;
     }
   }
 
@@ -103,7 +109,7 @@ export class RedisChannelState implements ChannelState {
   }
 
   async signedOut(app: AppState, userId: string): Promise<number | false> {
-    return this.userEdge(OFFLINE, app, userId, this.local.signedOut());
+    return this.userEdge(OFFLINE, app, userId, this.fencing ? false : this.local.signedOut());
   }
 
   async online(app: AppState, userIds: string[]): Promise<OnlineState> {
@@ -122,7 +128,7 @@ export class RedisChannelState implements ChannelState {
   }
 
   // Like a join: when Redis does not answer, the node decides alone and rewrites its entries later.
-  private async userEdge(script: typeof ONLINE, app: AppState, userId: string, alone: number): Promise<number | false> {
+  private async userEdge(script: typeof ONLINE, app: AppState, userId: string, alone: number | false): Promise<number | false> {
     try {
       const reply = (await this.link.eval(script, [this.keys.online(app), this.keys.owned(app, this.node), this.keys.version(app)], [userId])) as unknown[];
       return reply.length === 2 ? Number(reply[0]) : false;
@@ -159,37 +165,80 @@ export class RedisChannelState implements ChannelState {
   }
 
   /**
-   * Replaces this node's entries with what it really holds (after Redis lost them, or the node
-   * was reaped while it was only slow). Channel edges are not replayed: the clients saw none.
-   * Signed-in users are reconciled instead, and each online status change that caused goes to
-   * `changed` as soon as Redis made it: a user a reap took offline is back online, a user whose
-   * last sign-out Redis missed is offline now.
+   * Makes Redis hold exactly this node's entries (after Redis lost some, or took a change
+   * while this node could not hear the answer): first each channel and member it holds, then
+   * the removal of what it no longer holds. Entries that were right stay untouched throughout,
+   * so no other node sees them missing. Channel edges are not replayed: the clients saw none.
+   * Signed-in users are reconciled too, and each online status change that caused goes to
+   * `changed` as soon as Redis made it: a user whose last sign-out Redis missed is offline now.
    */
   async rewrite(apps: Apps, changed: UserChange): Promise<void> {
     this.dirty = false;
     try {
       for (const app of apps.all()) {
-        const records: string[] = [];
-        for (const [name, channel] of app.channels) {
-          records.push('s', name, String(channel.subscriptions));
-          if (channel.members !== null) for (const [userId, member] of channel.members) records.push('m', name, userId, JSON.stringify(member.info));
-        }
-        const keys = [this.keys.subs(app), this.keys.owned(app, this.node)];
-        for (let i = 0; i === 0 || i < records.length; ) {
-          // Cut only between records: an 's' record has 3 fields, an 'm' record 4.
-          let end = i;
-          for (let n = 0; n < RESTORE_BATCH && end < records.length; n++) end += records[end] === 's' ? 3 : 4;
-          const batch = records.slice(i, end);
-          if (i === 0) await this.link.eval(REWRITE, keys, [this.keys.app(app), this.node, ...batch]);
-          else await this.link.eval(RESTORE, keys, [this.keys.app(app), ...batch]);
-          i = end;
-          if (end === 0) break;
-        }
+        await this.syncEntries(app);
+        await this.pruneEntries(app);
         if (app.watched !== null) await this.reconcileUsers(app, changed);
       }
     } catch (err) {
       this.failed();
       throw err;
+    }
+  }
+
+  // Each batch is read from the live channels right before it is sent (the Map iterators follow
+  // changes across the awaits). Commands run in order on the connection, so a join or leave
+  // whose script went out before a batch is counted in it, and one sent after it runs after it:
+  // a leave during the rewrite is never undone by an older copy of the entry.
+  private async syncEntries(app: AppState): Promise<void> {
+    const keys = [this.keys.subs(app), this.keys.owned(app, this.node)];
+    let args = [this.keys.app(app)];
+    let records = 0;
+    const flush = async () => {
+      const batch = args;
+      args = [batch[0]];
+      records = 0;
+      await this.link.eval(SYNC, keys, batch);
+    };
+    for (const [name, channel] of app.channels) {
+      args.push('s', name, String(channel.subscriptions));
+      if (++records === BATCH) await flush();
+      if (channel.members === null) continue;
+      for (const [userId, member] of channel.members) {
+        args.push('m', name, userId, JSON.stringify(member.info));
+        if (++records === BATCH) await flush();
+      }
+    }
+    if (records > 0) await flush();
+  }
+
+  // Takes out what Redis holds under this node and the node does not hold any more, a page of
+  // its entries at a time; each page is compared with the live channels right before its script is sent.
+  private async pruneEntries(app: AppState): Promise<void> {
+    const keys = [this.keys.subs(app), this.keys.owned(app, this.node)];
+    let cursor = '0';
+    do {
+      const [next, page] = (await this.link.command(keys[1], ['HSCAN', keys[1], cursor, 'COUNT', String(BATCH)])) as [string, string[]];
+      cursor = String(next);
+      const stale = [this.keys.app(app)];
+      for (let i = 0; i < page.length; i += 2) if (!holds(app, page[i])) stale.push(page[i]);
+      if (stale.length > 1) await this.link.eval(PRUNE, keys, stale);
+    } while (cursor !== '0');
+  }
+
+  /**
+   * Moves this node's entries to the new incarnation `next` and closes its sockets with
+   * `closeAll`. Their leaves and sign-outs announce nothing: they belonged to the incarnation
+   * left behind, whose reap announces each edge once.
+   */
+  fence(next: string, closeAll: () => void): void {
+    this.node = next;
+    this.dirty = false;
+    this.fencing = true;
+    try {
+      closeAll();
+    } finally {
+      this.fencing = false;
     }
   }
 
@@ -202,8 +251,8 @@ export class RedisChannelState implements ChannelState {
     const gone = fields.filter((f) => f.startsWith('u\n') && !app.users.has(f.slice(2))).map((f) => f.slice(2));
     if (gone.length > 0) for (const userId of ((await this.link.eval(OFFLINE, keys, gone)) as string[]).slice(1)) changed(app, userId, false);
     const users = [...app.users.keys()];
-    for (let i = 0; i < users.length; i += RESTORE_BATCH) {
-      const batch = users.slice(i, i + RESTORE_BATCH).filter((userId) => app.users.has(userId));
+    for (let i = 0; i < users.length; i += BATCH) {
+      const batch = users.slice(i, i + BATCH).filter((userId) => app.users.has(userId));
       if (batch.length > 0) for (const userId of ((await this.link.eval(ONLINE, keys, batch)) as string[]).slice(1)) changed(app, userId, true);
     }
   }
@@ -221,6 +270,14 @@ export class RedisChannelState implements ChannelState {
     this.dirty = true;
     this.metrics?.redisErrors.add(0, 1);
   }
+}
+
+// Whether this node still holds the entry behind a field of its owned hash (signed-in users are reconcileUsers' part).
+function holds(app: AppState, field: string): boolean {
+  if (field[0] === 's') return app.channels.has(field.slice(2));
+  if (field[0] !== 'm') return true;
+  const nl = field.indexOf('\n', 2);
+  return app.channels.get(field.slice(2, nl))?.members?.has(field.slice(nl + 1)) === true;
 }
 
 // Pairs of user id and user_info JSON, from `offset` on.

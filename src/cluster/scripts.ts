@@ -175,14 +175,24 @@ end
 return out
 `);
 
-// Adds records `s channel count` and `m channel user info` from ARGV[first] on to a node's entries.
-const ADD_RECORDS = `
-local i = first
+/**
+ * KEYS subs, owned. ARGV app key prefix, then records `s channel subscriptions` and
+ * `m channel user info`: what this node holds now. Sets the node's entry of each record to that
+ * (adding or taking out the difference in the shared counts), without touching its other
+ * entries, so no other node ever sees them missing. Decides no edge: a rewrite brings Redis back
+ * to what the clients were told. Part of a rewrite, one batch of records at a time.
+ */
+export const SYNC = script(`
+local i = 2
 while i <= #ARGV do
   local ch = ARGV[i + 1]
   if ARGV[i] == 's' then
-    redis.call('HINCRBY', KEYS[1], ch, tonumber(ARGV[i + 2]))
-    redis.call('HINCRBY', KEYS[2], 's\\n' .. ch, tonumber(ARGV[i + 2]))
+    local sf, n = 's\\n' .. ch, tonumber(ARGV[i + 2])
+    local delta = n - tonumber(redis.call('HGET', KEYS[2], sf) or '0')
+    if delta ~= 0 then
+      redis.call('HSET', KEYS[2], sf, n)
+      if redis.call('HINCRBY', KEYS[1], ch, delta) <= 0 then redis.call('HDEL', KEYS[1], ch) end
+    end
     i = i + 3
   else
     local user = ARGV[i + 2]
@@ -195,39 +205,34 @@ while i <= #ARGV do
   end
 end
 return 1
-`;
+`);
 
 /**
- * KEYS subs, owned. ARGV app key prefix, node id, then records. Replaces a node's subscriptions
- * and members with the records in one step (its signed-in users stay: see REAP), so no other
- * node sees them gone in between; a node too large for one call sends the rest with RESTORE.
+ * KEYS subs, owned. ARGV app key prefix, then fields of owned (`s\n<channel>`, `m\n<channel>\n<user>`)
+ * this node no longer holds. Takes out each one still there, deciding no edge (see SYNC).
  */
-export const REWRITE = script(`
-local fields = redis.call('HGETALL', KEYS[2])
-for i = 1, #fields, 2 do
-  local f, n = fields[i], tonumber(fields[i + 1])
-  local kind, rest = string.sub(f, 1, 1), string.sub(f, 3)
-  if kind == 's' then
-    if redis.call('HINCRBY', KEYS[1], rest, -n) <= 0 then redis.call('HDEL', KEYS[1], rest) end
+export const PRUNE = script(`
+for i = 2, #ARGV do
+  local f = ARGV[i]
+  local n = tonumber(redis.call('HGET', KEYS[2], f))
+  if n then
     redis.call('HDEL', KEYS[2], f)
-  elseif kind == 'm' then
-    local nl = string.find(rest, '\\n', 1, true)
-    local ch, user = string.sub(rest, 1, nl - 1), string.sub(rest, nl + 1)
-    local mk = ARGV[1] .. 'members:' .. ch
-    if redis.call('HINCRBY', mk, user, -1) <= 0 then
-      redis.call('HDEL', mk, user)
-      redis.call('HDEL', ARGV[1] .. 'info:' .. ch, user)
+    local kind, rest = string.sub(f, 1, 1), string.sub(f, 3)
+    if kind == 's' then
+      if redis.call('HINCRBY', KEYS[1], rest, -n) <= 0 then redis.call('HDEL', KEYS[1], rest) end
+    elseif kind == 'm' then
+      local nl = string.find(rest, '\\n', 1, true)
+      local ch, user = string.sub(rest, 1, nl - 1), string.sub(rest, nl + 1)
+      local mk = ARGV[1] .. 'members:' .. ch
+      if redis.call('HINCRBY', mk, user, -1) <= 0 then
+        redis.call('HDEL', mk, user)
+        redis.call('HDEL', ARGV[1] .. 'info:' .. ch, user)
+      end
     end
-    redis.call('HDEL', KEYS[2], f)
   end
 end
-local first = 3
-${ADD_RECORDS}`);
-
-/** KEYS subs, owned. ARGV app key prefix, then records: the rest of a rewrite too large for one REWRITE. */
-export const RESTORE = script(`
-local first = 2
-${ADD_RECORDS}`);
+return 1
+`);
 
 /** KEYS conns. ARGV node id, this node's connections. Returns the app's connections on every node. */
 export const CONNECTIONS = script(`

@@ -199,7 +199,7 @@ describe('a cluster on one Redis', { skip }, () => {
     }
   });
 
-  test('a Redis restart mid-traffic: nodes reconnect, deliver again and rewrite their presence entries', async () => {
+  test('a Redis restart mid-traffic: nodes reconnect, deliver again, and their presence members join again', async () => {
     const [a, b] = await nodes(2, env());
     try {
       const onA = a.client({ presence: { user_id: 'ann' } });
@@ -216,7 +216,7 @@ describe('a cluster on one Redis', { skip }, () => {
       await eventually(async () => {
         const users = (await (await b.sdk().get({ path: '/channels/presence-live/users' })).json()) as { users: { id: string }[] };
         return users.users.map((u) => u.id).sort().join() === 'ann,bob';
-      }, 15000, 'members rewritten');
+      }, 15000, 'members back');
     } finally {
       await stopAll([a, b]);
     }

@@ -1,7 +1,8 @@
 // Watchlist events across nodes on one real Redis: a user is online while it is signed in on some
 // socket of some node. Initial states and changes cross nodes; a second tab on another node changes
-// nothing; a node killed with SIGKILL is reaped and its users go offline exactly once; after Redis
-// restarts empty, the nodes write their users back.
+// nothing; a node killed with SIGKILL is reaped and its users go offline exactly once; a node that
+// was only slow, and every node after Redis restarts empty, close their connections and their
+// users sign in again.
 import { describe, test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import PusherJs from 'pusher-js';
@@ -151,7 +152,7 @@ describe('watchlist events in a cluster on one Redis', { skip }, () => {
     }
   });
 
-  test('a node that was only slow is reaped, then writes its users back: offline, then online again', async () => {
+  test('a node that was only slow is reaped, then fences: its users go offline, then online again as they sign in again', async () => {
     const env = clusterEnv();
     const survivor = await startServer(env);
     const slow = await spawnNode(env);
@@ -165,7 +166,7 @@ describe('watchlist events in a cluster on one Redis', { skip }, () => {
       } finally {
         process.kill(slow.pid, 'SIGCONT');
       }
-      await eventually(() => ann.events.length === 4, 15000, 'sleepy online again once the node rewrote its entries');
+      await eventually(() => ann.events.length === 4, 15000, 'sleepy online again once it signed in again');
       assert.deepEqual(ann.events, [offline('sleepy'), online('sleepy'), offline('sleepy'), online('sleepy')]);
       assert.equal(await nodesOf(env, 'sleepy'), 1);
     } finally {
@@ -174,7 +175,7 @@ describe('watchlist events in a cluster on one Redis', { skip }, () => {
     }
   });
 
-  test('after Redis restarts empty, each node writes its signed-in users back', async () => {
+  test('after Redis restarts empty, each node fences and its signed-in users are online again', async () => {
     const local = await startRedis();
     const env = { ...clusterEnv(), REDIS_URL: local.url };
     const a = await startServer(env);
@@ -182,7 +183,7 @@ describe('watchlist events in a cluster on one Redis', { skip }, () => {
     try {
       await client(a.port, a, { id: 'bob' });
       await local.restart();
-      // A new watcher on the other node sees bob online once node a has rewritten its entries.
+      // A new watcher on the other node sees bob online once node a fenced and bob signed in again.
       await eventually(
         async () => {
           const amy = await signedIn(b.port, b, { id: 'amy', watchlist: ['bob'] });
