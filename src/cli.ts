@@ -60,23 +60,36 @@ export async function main(argv: string[]): Promise<number | null> {
   let server: Server;
   try {
     server = new Server(loadOptions(env, configPath));
-    await server.start();
   } catch (err) {
-    if (err instanceof OptionsError || err instanceof ListenError) return fail(err.message);
+    if (err instanceof OptionsError) return fail(err.message);
     throw err;
   }
+  // Signals are taken from the start: start-up may wait seconds for Redis while the node already
+  // answers HTTP, and a SIGTERM then must stop it cleanly once started, not kill it half-joined.
+  const started = server.start();
   const stop = (signal: string) => {
-    server.log.info(`${signal} received: closing connections (grace period ${server.options.shutdownGracePeriodMs} ms)`);
-    server.stop().then(
-      () => process.exit(0),
-      (err) => {
-        server.log.error(`shutdown failed: ${err}`);
-        process.exit(1);
+    started.then(
+      () => {
+        server.log.info(`${signal} received: closing connections (grace period ${server.options.shutdownGracePeriodMs} ms)`);
+        server.stop().then(
+          () => process.exit(0),
+          (err) => {
+            server.log.error(`shutdown failed: ${err}`);
+            process.exit(1);
+          },
+        );
       },
+      () => undefined,
     );
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  try {
+    await started;
+  } catch (err) {
+    if (err instanceof ListenError) return fail(err.message);
+    throw err;
+  }
   return null;
 }
 

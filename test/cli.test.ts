@@ -262,6 +262,21 @@ describe('start', () => {
     });
   }
 
+  test('SIGTERM during start-up (waiting for Redis): the node finishes starting, then stops cleanly with exit code 0', async () => {
+    let server: Running | undefined;
+    try {
+      // Nothing listens on this port: start-up waits 3 s for Redis while GET / already answers.
+      server = await startCli({ ADAPTER_DRIVER: 'redis', DB_REDIS_HOST: '127.0.0.1', DB_REDIS_PORT: String(await freePort()), SHUTDOWN_GRACE_PERIOD: '0' });
+      server.child.kill('SIGTERM');
+      const exit = await within(server.exited, 20_000, 'exit after SIGTERM');
+      assert.deepEqual([exit.code, exit.signal], [0, null], exit.stdout + exit.stderr);
+      assert.match(exit.stderr, /redis: not reachable after 3000 ms/);
+      assert.match(exit.stdout, /listening on[^\n]*\n.*SIGTERM received[^\n]*\n(.*\n)*.*pws-server stopped\n$/);
+    } finally {
+      cleanup(server);
+    }
+  });
+
   test(
     'SIGTERM: /ready answers 503 while sockets drain',
     async () => {
