@@ -197,14 +197,17 @@ export interface CommandsRow {
   spublish: number;
   /** Heartbeats in the window (one SET of the node's heartbeat key each). */
   heartbeats: number;
+  /** PINGs of idle connections (node-redis pingInterval): they come with time, not with events, and are not in commandsPerEvent. */
+  pings: number;
   /** False when the window holds the default heartbeats: then not every command is the publish path's. */
   heartbeatFree: boolean;
   commandsPerEvent: number;
 }
 
-function commandsRow(row: Omit<CommandsRow, 'commands' | 'spublish' | 'commandsPerEvent' | 'heartbeats'>): CommandsRow {
+function commandsRow(row: Omit<CommandsRow, 'commands' | 'spublish' | 'commandsPerEvent' | 'heartbeats' | 'pings'>): CommandsRow {
   const commands = sum(Object.values(row.byCommand));
-  return { ...row, commands, spublish: row.byCommand.spublish ?? 0, heartbeats: row.byCommand.set ?? 0, commandsPerEvent: commands / row.events };
+  const pings = row.byCommand.ping ?? 0;
+  return { ...row, commands, spublish: row.byCommand.spublish ?? 0, heartbeats: row.byCommand.set ?? 0, pings, commandsPerEvent: (commands - pings) / row.events };
 }
 
 // ------------------------------------------------------------------ run 1: commands per event
@@ -600,7 +603,7 @@ function report(result: ClusterResult): PartResult<ClusterResult> {
   const commandsTable: string[][] = [['window', 'subscribers', 'nodes listening', 'events', 'SPUBLISH', 'other commands', 'commands / event']];
   for (const r of rows) {
     const other = r.commands - r.spublish;
-    commandsTable.push([r.run, int(r.subscribers), `${r.nodesListening} of ${r.nodes}`, int(r.events), int(r.spublish), other === 0 ? '0' : `${int(other)} (${r.heartbeats} heartbeats)`, r.commandsPerEvent.toFixed(3)]);
+    commandsTable.push([r.run, int(r.subscribers), `${r.nodesListening} of ${r.nodes}`, int(r.events), int(r.spublish), other === 0 ? '0' : `${int(other)} (${r.heartbeats} heartbeats, ${r.pings} idle pings)`, r.commandsPerEvent.toFixed(3)]);
   }
 
   const mb = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
@@ -647,7 +650,8 @@ function report(result: ClusterResult): PartResult<ClusterResult> {
     '  server CPU (all nodes together) over the event phase only; node rows per million of that node\'s own deliveries',
     `Commands: INFO commandstats before and after each window (commands run by scripts included); the ${publishPath.length} layout windows`,
     '  run with ADAPTER_NODE_TIMEOUT=1 h, so no heartbeat falls in them and every command counted there was caused by the events;',
-    '  the CPU and capacity windows keep the default heartbeats (a beat every 2.5 s per node, one SET each, counted as "heartbeats")',
+    '  the CPU and capacity windows keep the default heartbeats (a beat every 2.5 s per node, one SET each, counted as "heartbeats");',
+    '  idle connections PING every second (a half-open connection is found by its silence): counted, not per event',
     ...(otherCommands.length > 0 ? ['Commands other than SPUBLISH, by name:', ...otherCommands] : []),
     `Capacity: ${capacity.nodes} nodes x ${int(capacity.socketsPerNode)} sockets${capacity.requestedPerNode === null ? ' (max)' : ''}, one client process per node, subscribed in ${(capacity.openMs / 1000).toFixed(1)} s` +
       ` (${int(capacity.sockets / (capacity.openMs / 1000))}/s); ${capacity.events} events in requests of ${BATCH} to node 1, delivered in ${(capacity.eventPhaseMs / 1000).toFixed(2)} s` +
