@@ -16,6 +16,7 @@ import { connectRedis, type RedisLink } from './redis-link';
 import { RedisBroadcaster } from './redis-broadcaster';
 import { RedisCacheStore } from './redis-cache';
 import { RedisChannelState } from './redis-state';
+import { RedisWebhookQueues } from '../webhooks/redis-queue';
 
 // How long start-up waits for Redis before serving local clients anyway.
 const CONNECT_WAIT_MS = 3000;
@@ -59,6 +60,11 @@ export class RedisAdapter {
     return new RedisRateLimiter(this.link, this.keys, local, this.log);
   }
 
+  /** Durable webhook queues on this Redis, taken over from nodes that stop or die. */
+  webhookQueues(): RedisWebhookQueues {
+    return new RedisWebhookQueues({ link: this.link, keys: this.keys, node: this.node, nodeTimeoutMs: this.options.adapterNodeTimeoutMs, log: this.log });
+  }
+
   /**
    * Waits briefly for Redis, then beats once (which also clears what a previous run left under this
    * node). The heartbeat announces through `watchlist` the users a reap or a rewrite takes offline or brings back.
@@ -92,9 +98,13 @@ export class RedisAdapter {
     void this.heartbeat?.reconnected();
   }
 
-  /** Leaves the cluster (after the sockets were closed) and closes the connections. */
-  async stop(): Promise<void> {
+  /**
+   * Leaves the cluster (after the sockets were closed) and closes the connections; `beforeClose`
+   * runs in between, while Redis still answers (the webhooks' hand-over).
+   */
+  async stop(beforeClose?: () => Promise<void>): Promise<void> {
     await this.heartbeat?.stop();
+    await beforeClose?.();
     await this.link.close();
   }
 }
