@@ -17,6 +17,7 @@ import { RedisBroadcaster } from './redis-broadcaster';
 import { RedisCacheStore } from './redis-cache';
 import { RedisChannelState } from './redis-state';
 import { RedisWebhookQueues } from '../webhooks/redis-queue';
+import { DELIVERY } from '../webhooks/stream';
 
 // How long start-up waits for Redis before serving local clients anyway.
 const CONNECT_WAIT_MS = 3000;
@@ -62,7 +63,7 @@ export class RedisAdapter {
 
   /** Durable webhook queues on this Redis, taken over from nodes that stop or die. */
   webhookQueues(): RedisWebhookQueues {
-    return new RedisWebhookQueues({ link: this.link, keys: this.keys, node: this.node, nodeTimeoutMs: this.options.adapterNodeTimeoutMs, log: this.log });
+    return new RedisWebhookQueues({ link: this.link, keys: this.keys, node: this.node, nodeTimeoutMs: this.options.adapterNodeTimeoutMs, timings: DELIVERY, log: this.log });
   }
 
   /**

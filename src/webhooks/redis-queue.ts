@@ -5,7 +5,7 @@ import type { RedisLink } from '../cluster/redis-link';
 import { script } from '../cluster/scripts';
 import type { Log } from '../log';
 import type { SentBatch, StreamJournal } from './journal';
-import { DELIVERY, type WebhookStream } from './stream';
+import type { DeliveryTimings, WebhookStream } from './stream';
 import type { WebhookEvent } from './webhook-events';
 import type { WebhookEventType } from './webhook-config';
 import type { DropReason, WebhookMetrics } from './webhook-metrics';
@@ -67,6 +67,8 @@ export interface RedisQueueContext {
   node: string;
   /** A node whose heartbeat key is gone this long is dead: its queues are taken over. */
   nodeTimeoutMs: number;
+  /** The bounds of a queue in Redis: queueLimit entries, none older than retryForMs. */
+  timings: Pick<DeliveryTimings, 'queueLimit' | 'retryForMs'>;
   log: Log;
 }
 
@@ -143,7 +145,8 @@ export class RedisWebhookQueues {
   trimmed(app: AppState, reason: DropReason, n: number): void {
     const { metrics } = this;
     if (metrics !== null) metrics.eventsDropped.add(metrics.dropSlot(app, reason), n);
-    const why = reason === 'expired' ? 'older than the 5-minute horizon' : 'beyond the length bound';
+    const { queueLimit, retryForMs } = this.ctx.timings;
+    const why = reason === 'expired' ? `older than ${retryForMs / 1000} s` : `beyond the bound of ${queueLimit}`;
     this.ctx.log.warn(`webhooks: app ${app.config.id}: Redis dropped ${n} queued event${n === 1 ? '' : 's'} ${why}`);
   }
 
@@ -217,8 +220,8 @@ class OwnQueue extends Queue {
     this.seq = ms === this.lastMs ? this.seq + 1 : 0;
     this.lastMs = ms;
     const id = `${ms}-${this.seq}`;
-    const { link, node } = this.queues.ctx;
-    const args = [id, node, String(DELIVERY.queueLimit), `${timeMs - DELIVERY.retryForMs}-0`, event.json, String(timeMs)];
+    const { link, node, timings } = this.queues.ctx;
+    const args = [id, node, String(timings.queueLimit), `${timeMs - timings.retryForMs}-0`, event.json, String(timeMs)];
     void this.queues.write(link.eval(APPEND, [this.key, this.list], args), 'XADD').then((reply) => {
       if (!Array.isArray(reply)) return;
       const [expired, full] = reply.map(Number);
