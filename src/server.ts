@@ -98,7 +98,7 @@ export class Server {
       log: this.log,
       admissionRefusal: () => this.admissionRefusal(),
     }));
-    registerHttpApi(this.app, { apps: this.apps, options, broadcaster, state, limiter, refusals, cache, metrics: this.metrics, log: this.log });
+    registerHttpApi(this.app, { apps: this.apps, options, broadcaster, state, limiter, refusals, cache, metrics: this.metrics, log: this.log, outbox: this.cluster?.outbox ?? null });
     registerHealth(this.app, { closing: () => this.closing, memoryThresholdPercent: options.acceptTrafficMemoryThreshold });
     if (this.metrics !== null && options.metricsServerPort !== 0) {
       this.metricsApp = uws.App();

@@ -17,6 +17,7 @@ import { RedisBroadcaster } from './redis-broadcaster';
 import { RedisCacheStore } from './redis-cache';
 import { RedisChannelState } from './redis-state';
 import { RedisWebhookQueues } from '../webhooks/redis-queue';
+import { Outbox } from './outbox';
 import { DELIVERY } from '../webhooks/stream';
 
 // How long start-up waits for Redis before serving local clients anyway.
@@ -28,6 +29,8 @@ export class RedisAdapter {
   readonly node = `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
   readonly broadcaster: RedisBroadcaster;
   readonly state: RedisChannelState;
+  /** Frames for the other nodes, kept in order while Redis is unreachable. */
+  readonly outbox: Outbox;
   private readonly link: RedisLink;
   private readonly keys: Keys;
   private heartbeat: Heartbeat | null = null;
@@ -48,7 +51,9 @@ export class RedisAdapter {
       error: () => this.metrics?.redisErrors.add(0, 1),
     });
     this.state = new RedisChannelState(this.link, keys, this.node, options.presenceMaxMembers, this.metrics);
-    this.broadcaster = new RedisBroadcaster(fanOut, this.link, keys, this.node, apps, this.metrics, log);
+    const bounds = { maxAgeMs: options.adapterOutboxMaxAgeMs, maxFrames: options.adapterOutboxMaxFrames, maxBytes: options.adapterOutboxMaxSizeInKb * 1024 };
+    this.outbox = new Outbox(this.link, bounds, metrics, log);
+    this.broadcaster = new RedisBroadcaster(fanOut, this.link, keys, this.node, apps, this.metrics, log, this.outbox);
   }
 
   /** Cache channels' last events, shared by every node. */
@@ -106,6 +111,7 @@ export class RedisAdapter {
   async stop(beforeClose?: () => Promise<void>): Promise<void> {
     await this.heartbeat?.stop();
     await beforeClose?.();
+    this.outbox.stop();
     await this.link.close();
   }
 }

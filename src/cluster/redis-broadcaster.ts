@@ -5,6 +5,7 @@ import type { Log } from '../log';
 import { userChannel, watchlistChannel } from '../protocol/channel-names';
 import type { ClusterMetrics } from './cluster-metrics';
 import type { Keys } from './keys';
+import type { Outbox } from './outbox';
 import type { MessageListener, RedisLink } from './redis-link';
 
 // Message kinds on the wire: a frame to deliver, or a user to disconnect.
@@ -28,6 +29,8 @@ export class RedisBroadcaster implements Broadcaster {
     apps: Apps,
     private readonly metrics: ClusterMetrics | null,
     private readonly log: Log,
+    /** Holds the messages for the other nodes, in order, while Redis cannot take them. */
+    private readonly outbox: Outbox,
   ) {
     for (const app of apps.all()) this.listeners.set(app, this.receiver(app));
   }
@@ -62,7 +65,14 @@ export class RedisBroadcaster implements Broadcaster {
 
   private send(app: AppState, channel: string, kind: string, except: string, payload: string): void {
     const message = `${kind}\n${this.node}\n${except}\n${Date.now()}\n${payload}`;
-    this.link.publish(this.keys.channel(app, channel), message).catch((err) => this.failed('publish', err));
+    const key = this.keys.channel(app, channel);
+    if (this.outbox.holding) this.outbox.hold(key, message);
+    else {
+      this.link.publish(key, message).catch((err) => {
+        this.outbox.hold(key, message);
+        this.failed('publish', err);
+      });
+    }
     this.metrics?.published.add(app.metricsSlot, 1);
   }
 
