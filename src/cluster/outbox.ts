@@ -100,8 +100,22 @@ export class Outbox {
       this.frames?.set(0, this.size);
     }
     if (this.holding) return;
-    this.holding = true;
     this.backSince = -1;
+    this.startHolding();
+  }
+
+  /**
+   * The link is back after a loss, or on a new master after a failover: the other nodes may not
+   * have subscribed there yet, so new messages wait SETTLE_MS from now, even if none failed.
+   */
+  reconnected(): void {
+    this.startHolding();
+    this.backSince = performance.now();
+  }
+
+  private startHolding(): void {
+    if (this.holding) return;
+    this.holding = true;
     this.timer = setInterval(() => void this.probe(), PROBE_MS);
     this.timer.unref();
   }

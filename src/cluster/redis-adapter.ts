@@ -98,6 +98,7 @@ export class RedisAdapter {
 
   private reconnected(): void {
     this.metrics?.redisReconnects.add(0, 1);
+    this.outbox.reconnected();
     // Redis may have restarted empty: subscribe again and rewrite this node's entries.
     this.broadcaster.relisten(this.apps);
     this.state.dirty = true;
