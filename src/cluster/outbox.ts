@@ -21,6 +21,8 @@ const CHUNK = 64;
 
 /** A message for the other nodes, held while Redis cannot take it. */
 interface Held {
+  /** Its place in the order the node sent its messages (see next()). */
+  seq: number;
   channel: string;
   message: string;
   bytes: number;
@@ -40,6 +42,13 @@ interface Held {
 export class Outbox {
   /** True from a failed publish until everything held is published. */
   holding = false;
+  /**
+   * Counts reconnections and master changes. A publish sent before one and answered after it may
+   * have been retried by the client on a server where the others had not subscribed yet: it is
+   * held and sent again (a repeat, at worst).
+   */
+  generation = 0;
+  private seq = 0;
   private readonly held: Held[] = [];
   private head = 0;
   private bytes = 0;
@@ -87,15 +96,23 @@ export class Outbox {
     return Math.max(1, Math.ceil((this.held[this.head].at + this.bounds.maxAgeMs - performance.now()) / 1000));
   }
 
-  /** Holds a message (a publish that failed, or any while holding); drops it when full. */
-  hold(channel: string, message: string): void {
+  /** The sequence number of the next message sent: held messages keep that order, whenever their publish failed. */
+  next(): number {
+    return ++this.seq;
+  }
+
+  /** Holds message number `seq` (a publish that failed, or any while holding), in order; drops it when full. */
+  hold(seq: number, channel: string, message: string): void {
     const bytes = Buffer.byteLength(message);
     this.expire();
     if (this.size + 1 > this.bounds.maxFrames || this.bytes + bytes > this.bounds.maxBytes) {
       if (this.dropped.full === 0) this.log.warn(`cluster: Redis unreachable and the outbox full (${this.size} messages, ${this.bytes} bytes): dropping messages for other nodes (counted in cluster_outbox_dropped_total)`);
       this.drop('full', 1);
     } else {
-      this.held.push({ channel, message, bytes, at: performance.now() });
+      // A publish answered late (failed, or retried elsewhere) may come after newer held ones.
+      let i = this.held.length;
+      while (i > this.head && this.held[i - 1].seq > seq) i--;
+      this.held.splice(i, 0, { seq, channel, message, bytes, at: performance.now() });
       this.bytes += bytes;
       this.frames?.set(0, this.size);
     }
@@ -109,6 +126,7 @@ export class Outbox {
    * have subscribed there yet, so new messages wait SETTLE_MS from now, even if none failed.
    */
   reconnected(): void {
+    this.generation++;
     this.startHolding();
     this.backSince = performance.now();
   }

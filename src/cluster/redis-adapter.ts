@@ -49,6 +49,10 @@ export class RedisAdapter {
     this.link = connectRedis(options, log, {
       reconnected: () => this.reconnected(),
       error: () => this.metrics?.redisErrors.add(0, 1),
+      // The first master, at start-up, is no change.
+      masterChanged: () => {
+        if (this.heartbeat !== null) this.outbox.reconnected();
+      },
     });
     this.state = new RedisChannelState(this.link, keys, this.node, options.presenceMaxMembers, this.metrics);
     const bounds = { maxAgeMs: options.adapterOutboxMaxAgeMs, maxFrames: options.adapterOutboxMaxFrames, maxBytes: options.adapterOutboxMaxSizeInKb * 1024 };

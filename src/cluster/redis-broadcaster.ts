@@ -66,12 +66,19 @@ export class RedisBroadcaster implements Broadcaster {
   private send(app: AppState, channel: string, kind: string, except: string, payload: string): void {
     const message = `${kind}\n${this.node}\n${except}\n${Date.now()}\n${payload}`;
     const key = this.keys.channel(app, channel);
-    if (this.outbox.holding) this.outbox.hold(key, message);
+    const seq = this.outbox.next();
+    if (this.outbox.holding) this.outbox.hold(seq, key, message);
     else {
-      this.link.publish(key, message).catch((err) => {
-        this.outbox.hold(key, message);
-        this.failed('publish', err);
-      });
+      const generation = this.outbox.generation;
+      this.link.publish(key, message).then(
+        () => {
+          if (this.outbox.generation !== generation) this.outbox.hold(seq, key, message);
+        },
+        (err) => {
+          this.outbox.hold(seq, key, message);
+          this.failed('publish', err);
+        },
+      );
     }
     this.metrics?.published.add(app.metricsSlot, 1);
   }
