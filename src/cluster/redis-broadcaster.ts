@@ -70,15 +70,13 @@ export class RedisBroadcaster implements Broadcaster {
     if (this.outbox.holding) this.outbox.hold(seq, key, message);
     else {
       const generation = this.outbox.generation;
-      this.link.publish(key, message).then(
-        () => {
-          if (this.outbox.generation !== generation) this.outbox.hold(seq, key, message);
-        },
-        (err) => {
-          this.outbox.hold(seq, key, message);
-          this.failed('publish', err);
-        },
-      );
+      // One function for both outcomes (a reply is never an Error): one closure per frame, as before the outbox.
+      const settled = (outcome: unknown) => {
+        if (outcome instanceof Error) this.failed('publish', outcome);
+        else if (this.outbox.generation === generation) return;
+        this.outbox.hold(seq, key, message);
+      };
+      this.link.publish(key, message).then(settled, settled);
     }
     this.metrics?.published.add(app.metricsSlot, 1);
   }
