@@ -64,6 +64,9 @@ export interface Options {
   adapterDriver: AdapterDriver;
   rateLimiterDriver: AdapterDriver;
   adapterNodeTimeoutMs: number;
+  adapterOutboxMaxAgeMs: number;
+  adapterOutboxMaxFrames: number;
+  adapterOutboxMaxSizeInKb: number;
   redisUrl: string;
   redisHost: string;
   redisPort: number;
@@ -157,6 +160,9 @@ export const OPTION_SPECS: readonly Spec[] = [
   { env: 'METRICS_PUSHGATEWAY_DELETE_ON_SHUTDOWN', key: 'pushgatewayDeleteOnShutdown', kind: 'bool', default: 'false', help: "Delete the node's group from the Pushgateway on shutdown instead of a last push." },
   { env: 'ADAPTER_DRIVER', key: 'adapterDriver', kind: 'adapter', default: 'local', help: 'local: one node, no external service. redis: many nodes act as one server, sharing channels, presence and connection counts through Redis 7+ (docs/scaling.md).' },
   { env: 'ADAPTER_NODE_TIMEOUT', key: 'adapterNodeTimeoutMs', kind: 'int', default: '10000', min: 1000, help: 'Milliseconds without a heartbeat after which a node counts as dead and another node removes its connections from channels and presence; nodes beat every quarter of it.' },
+  { env: 'ADAPTER_OUTBOX_MAX_AGE', key: 'adapterOutboxMaxAgeMs', kind: 'int', default: '10000', min: 0, max: MAX_TIMER_MS, help: 'While Redis is unreachable, frames for other nodes wait in order in an outbox and go out when it is back: milliseconds a frame waits at most before it is dropped (docs/scaling.md).' },
+  { env: 'ADAPTER_OUTBOX_MAX_FRAMES', key: 'adapterOutboxMaxFrames', kind: 'int', default: '10000', min: 0, help: 'Frames the outbox holds at most; a REST trigger it cannot take gets 503 and delivers nothing.' },
+  { env: 'ADAPTER_OUTBOX_MAX_SIZE', key: 'adapterOutboxMaxSizeInKb', kind: 'int', default: '16384', min: 0, max: 2 ** 31 / 1024 - 1, help: 'KB of frames the outbox holds at most.' },
   { env: 'RATE_LIMITER_DRIVER', key: 'rateLimiterDriver', kind: 'adapter', default: 'local', help: "local: rate limits hold per node. redis: an app's limits hold across every node, on the cluster's Redis (needs ADAPTER_DRIVER=redis); if Redis does not answer, each node counts alone." },
   { env: 'REDIS_URL', key: 'redisUrl', kind: 'string', default: '', help: 'redis[s]://[[user][:password]@]host[:port][/db] of the Redis server, instead of the DB_REDIS_HOST, PORT, USERNAME, PASSWORD, DB and TLS options.' },
   { env: 'DB_REDIS_HOST', key: 'redisHost', kind: 'string', default: '127.0.0.1', help: 'Redis host (ADAPTER_DRIVER=redis).' },

@@ -67,6 +67,7 @@ export class Server {
     const events = channelEventsOf([...(options.debug ? [new ChannelEventLog(this.log)] : []), ...(this.webhooks ? [this.webhooks] : [])]);
     // The local adapter is the FanOut and this node's own counts: no connection, no extra work.
     this.cluster = options.adapterDriver === 'redis' ? new (loadRedisAdapter())(options, this.apps, this.fanOut, events, this.metrics, this.log) : null;
+    if (this.cluster !== null) this.webhooks?.keepIn(this.cluster.webhookQueues());
     const broadcaster: Broadcaster = this.cluster?.broadcaster ?? this.fanOut;
     const state: ChannelState = this.cluster?.state ?? new LocalChannelState();
     const limited = options.apps.some((a) => a.maxConnections >= 0 || a.maxBackendEventsPerSecond >= 0 || a.maxClientEventsPerSecond >= 0 || a.maxReadRequestsPerSecond >= 0);
@@ -97,7 +98,7 @@ export class Server {
       log: this.log,
       admissionRefusal: () => this.admissionRefusal(),
     }));
-    registerHttpApi(this.app, { apps: this.apps, options, broadcaster, state, limiter, refusals, cache, metrics: this.metrics, log: this.log });
+    registerHttpApi(this.app, { apps: this.apps, options, broadcaster, state, limiter, refusals, cache, metrics: this.metrics, log: this.log, outbox: this.cluster?.outbox ?? null });
     registerHealth(this.app, { closing: () => this.closing, memoryThresholdPercent: options.acceptTrafficMemoryThreshold });
     if (this.metrics !== null && options.metricsServerPort !== 0) {
       this.metricsApp = uws.App();
@@ -168,9 +169,10 @@ export class Server {
     this.metricsApp?.close();
     // Held webhooks are checked against the cluster's state while Redis still answers.
     await this.webhooks?.releaseHeld();
-    await this.cluster?.stop();
-    // Leaving the cluster can still announce vacated channels, so the webhooks' last attempt comes after.
-    await this.webhooks?.stop();
+    // Leaving the cluster can still announce vacated channels, so the webhooks' last attempt (or,
+    // on Redis, their hand-over to the other nodes) comes after.
+    if (this.cluster !== null) await this.cluster.stop(async () => this.webhooks?.stop());
+    else await this.webhooks?.stop();
     // After the sockets closed: the last push shows the final counts and zero connections.
     await this.pushgateway?.stop();
     this.metrics?.stop();

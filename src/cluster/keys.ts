@@ -12,7 +12,9 @@ import type { AppState } from '../apps';
  *           online (user → nodes where it is signed in; apps with watchlist events only),
  *           limit:<limit> (a rate limit's token bucket), cache:<channel> (a cache channel's last event,
  *           with its TTL), cachemiss:<channel> (set during a miss burst),
- *           version (the last edge version the scripts handed out, see scripts.ts)
+ *           version (the last edge version the scripts handed out, see scripts.ts),
+ *           webhooks (webhook queue → sending node), webhooks:<node>:<url digest> (a webhook queue, a stream),
+ *           webhooks:<node>:<url digest>:sending
  * Global:   node:<node> (heartbeat, expires), nodes (set of node ids), reap:<node> (the reaper's lock)
  * Channels: ch:<app>:<channel> on database 0, ch<db>:<app>:<channel> on another one: sharded pub/sub
  *           ignores the database, so deployments told apart by it alone would get each other's frames.
@@ -75,6 +77,21 @@ export class Keys {
 
   cacheMiss(app: AppState, channel: string): string {
     return `${this.app(app)}cachemiss:${channel}`;
+  }
+
+  /** An app's webhook queues (ADAPTER_DRIVER=redis): stream key → the node sending it. */
+  webhookQueues(app: AppState): string {
+    return `${this.app(app)}webhooks`;
+  }
+
+  /** The webhook queue one node started for one URL of an app (`url`: a digest of it, after the last colon). */
+  webhookQueue(app: AppState, node: string, url: string): string {
+    return `${this.app(app)}webhooks:${node}:${url}`;
+  }
+
+  /** The POST a webhook queue's sender is sending (same hash tag as the queue). */
+  webhookSending(queue: string): string {
+    return `${queue}:sending`;
   }
 
   heartbeat(node: string): string {

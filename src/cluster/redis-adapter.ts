@@ -19,6 +19,9 @@ import { connectRedis, databaseOf, type RedisLink } from './redis-link';
 import { RedisBroadcaster } from './redis-broadcaster';
 import { RedisCacheStore } from './redis-cache';
 import { RedisChannelState } from './redis-state';
+import { RedisWebhookQueues } from '../webhooks/redis-queue';
+import { Outbox } from './outbox';
+import { DELIVERY } from '../webhooks/stream';
 
 // How long start-up waits for Redis before serving local clients anyway.
 const CONNECT_WAIT_MS = 3000;
@@ -30,6 +33,8 @@ export class RedisAdapter {
   readonly node = `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
   readonly broadcaster: RedisBroadcaster;
   readonly state: RedisChannelState;
+  /** Frames for the other nodes, kept in order while Redis is unreachable. */
+  readonly outbox: Outbox;
   private readonly link: RedisLink;
   private readonly keys: Keys;
   private heartbeat: Heartbeat | null = null;
@@ -48,9 +53,15 @@ export class RedisAdapter {
     this.link = connectRedis(options, log, {
       reconnected: () => this.reconnected(),
       error: () => this.metrics?.redisErrors.add(0, 1),
+      // The first master, at start-up, is no change.
+      masterChanged: () => {
+        if (this.heartbeat !== null) this.outbox.reconnected();
+      },
     });
     this.state = new RedisChannelState(this.link, keys, incarnation(this.node, 1), options.presenceMaxMembers, this.metrics);
-    this.broadcaster = new RedisBroadcaster(fanOut, this.link, keys, this.node, apps, this.metrics, log);
+    const bounds = { maxAgeMs: options.adapterOutboxMaxAgeMs, maxFrames: options.adapterOutboxMaxFrames, maxBytes: options.adapterOutboxMaxSizeInKb * 1024 };
+    this.outbox = new Outbox(this.link, bounds, metrics, log);
+    this.broadcaster = new RedisBroadcaster(fanOut, this.link, keys, this.node, apps, this.metrics, log, this.outbox);
   }
 
   /** Cache channels' last events, shared by every node. */
@@ -61,6 +72,15 @@ export class RedisAdapter {
   /** Rate limits held across every node on this Redis connection, falling back to `local`. */
   rateLimiter(local: LocalRateLimiter): RedisRateLimiter {
     return new RedisRateLimiter(this.link, this.keys, local, this.log);
+  }
+
+  /** Durable webhook queues on this Redis, taken over from nodes that stop or die. */
+  webhookQueues(): RedisWebhookQueues {
+    // Named by the first incarnation, whose heartbeat key tells the others whether this node lives.
+    // A node that fences goes on beating as a later one: its queues are then taken over as a dead
+    // node's (the cluster counted it dead), and events still sent from its memory may go out twice.
+    const node = incarnation(this.node, 1);
+    return new RedisWebhookQueues({ link: this.link, keys: this.keys, node, nodeTimeoutMs: this.options.adapterNodeTimeoutMs, timings: DELIVERY, log: this.log });
   }
 
   /**
@@ -97,6 +117,7 @@ export class RedisAdapter {
 
   private reconnected(): void {
     this.metrics?.redisReconnects.add(0, 1);
+    this.outbox.reconnected();
     // Subscribe again; the heartbeat checks at once whether Redis kept this node's entries, and
     // rewrites them if so (a change may have been lost with the connection) or fences if not.
     this.broadcaster.relisten(this.apps);
@@ -104,9 +125,14 @@ export class RedisAdapter {
     void this.heartbeat?.reconnected();
   }
 
-  /** Leaves the cluster (after the sockets were closed) and closes the connections. */
-  async stop(): Promise<void> {
+  /**
+   * Leaves the cluster (after the sockets were closed) and closes the connections; `beforeClose`
+   * runs in between, while Redis still answers (the webhooks' hand-over).
+   */
+  async stop(beforeClose?: () => Promise<void>): Promise<void> {
     await this.heartbeat?.stop();
+    await beforeClose?.();
+    this.outbox.stop();
     await this.link.close();
   }
 }

@@ -7,6 +7,7 @@ import { userChannel, watchlistChannel } from '../protocol/channel-names';
 import type { ClusterMetrics } from './cluster-metrics';
 import { EdgeOrder, type EdgeHold } from './edge-order';
 import type { Keys } from './keys';
+import type { Outbox } from './outbox';
 import type { MessageListener, RedisLink } from './redis-link';
 
 // Message kinds on the wire: a frame to deliver, an edge (a frame delivered in version order), or a user to disconnect.
@@ -33,6 +34,8 @@ export class RedisBroadcaster implements Broadcaster {
     apps: Apps,
     private readonly metrics: ClusterMetrics | null,
     private readonly log: Log,
+    /** Holds the messages for the other nodes, in order, while Redis cannot take them. */
+    private readonly outbox: Outbox,
   ) {
     for (const app of apps.all()) this.listeners.set(app, this.receiver(app));
   }
@@ -83,7 +86,19 @@ export class RedisBroadcaster implements Broadcaster {
 
   private send(app: AppState, channel: string, kind: string, except: string, payload: string): void {
     const message = `${kind}\n${this.node}\n${except}\n${Date.now()}\n${payload}`;
-    this.link.publish(this.keys.channel(app, channel), message).catch((err) => this.failed('publish', err));
+    const key = this.keys.channel(app, channel);
+    const seq = this.outbox.next();
+    if (this.outbox.holding) this.outbox.hold(seq, key, message);
+    else {
+      const generation = this.outbox.generation;
+      // One function for both outcomes (a reply is never an Error): one closure per frame, as before the outbox.
+      const settled = (outcome: unknown) => {
+        if (outcome instanceof Error) this.failed('publish', outcome);
+        else if (this.outbox.generation === generation) return;
+        this.outbox.hold(seq, key, message);
+      };
+      this.link.publish(key, message).then(settled, settled);
+    }
     this.metrics?.published.add(app.metricsSlot, 1);
   }
 

@@ -33,6 +33,8 @@ export interface LinkEvents {
   reconnected(): void;
   /** A connection or command error (logged here once per outage). */
   error(err: unknown): void;
+  /** Sentinel named a new master: commands go there from now on, retried ones included. */
+  masterChanged?(): void;
 }
 
 // Every call is bounded: a Redis that stops answering delays a subscribe or a REST read by
@@ -92,6 +94,7 @@ interface Sentinel extends PubSub {
   destroy(): Promise<unknown>;
   on(event: 'error', listener: (err: unknown) => void): unknown;
   on(event: 'ready', listener: () => void): unknown;
+  on(event: 'topology-change', listener: (change: { type: string }) => void): unknown;
 }
 
 /** The database the connections select: REDIS_URL's when it names one, else DB_REDIS_DB (a Redis Cluster has only 0). */
@@ -138,6 +141,9 @@ export function connectRedis(options: RedisOptions, log: Log, events: LinkEvents
       sentinelClientOptions: options.redisSentinelPassword !== '' ? { password: options.redisSentinelPassword, socket } : { socket },
       // Errors of the master's connection are 'error' events too (not only the pub/sub one's).
       passthroughClientErrorEvents: true,
+    });
+    (sentinel as unknown as Sentinel).on('topology-change', (change) => {
+      if (change.type === 'MASTER_CHANGE') events.masterChanged?.();
     });
     return new SentinelLink(sentinel as unknown as Sentinel, watch);
   }

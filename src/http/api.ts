@@ -10,6 +10,7 @@ import type { RateLimit, RateLimiter, Verdict } from '../limits/rate-limiter';
 import type { Log } from '../log';
 import type { PwsMetrics } from '../metrics/pws-metrics';
 import type { Options } from '../options';
+import type { Outbox } from '../cluster/outbox';
 import { eventFrame } from '../protocol/frames';
 import { verifyRequest } from './request-auth';
 import type { HttpRequest, HttpResponse, TemplatedApp } from '../uws';
@@ -25,6 +26,8 @@ export interface HttpContext {
   cache: CacheStore;
   metrics: PwsMetrics | null;
   log: Log;
+  /** ADAPTER_DRIVER=redis: where frames for other nodes wait while Redis is unreachable. */
+  outbox: Outbox | null;
 }
 
 /** A validated API call, handed to a route handler after signing checks. */
@@ -125,7 +128,7 @@ function serve(ctx: HttpContext, res: HttpResponse, req: HttpRequest, method: 'g
         reply(ctx, res, slot, aborted, timing, 200, result);
       },
       (err: unknown) => {
-        if (err instanceof HttpError) return reply(ctx, res, slot, aborted, timing, err.status, { error: err.message });
+        if (err instanceof HttpError) return reply(ctx, res, slot, aborted, timing, err.status, { error: err.message }, err.headers);
         ctx.log.error(`REST ${method.toUpperCase()} ${path} failed: ${(err as Error)?.stack ?? err}`);
         reply(ctx, res, slot, aborted, timing, 500, { error: 'Internal server error' });
       },
@@ -159,9 +162,9 @@ function refuse(ctx: HttpContext, res: HttpResponse, slot: number, aborted: bool
   answered(ctx, timing, 429);
 }
 
-function reply(ctx: HttpContext, res: HttpResponse, slot: number, aborted: boolean, timing: Timing, status: number, body: unknown): void {
+function reply(ctx: HttpContext, res: HttpResponse, slot: number, aborted: boolean, timing: Timing, status: number, body: unknown, headers?: Record<string, string>): void {
   if (aborted) return;
-  const sent = writeJson(res, status, body);
+  const sent = headers === undefined ? writeJson(res, status, body) : writeBody(res, status, 'application/json', JSON.stringify(body), headers);
   ctx.metrics?.httpTransmittedBytes.add(slot, sent);
   answered(ctx, timing, status);
 }
@@ -279,6 +282,7 @@ async function channelInfo(ctx: HttpContext, app: AppState, name: string, attrs:
 // Every event of a call is published in this one synchronous turn, so uWS writes each socket
 // once; then the cache channels keep their last event (in Redis, before the call is answered).
 async function publish(ctx: HttpContext, app: AppState, events: ApiEvent[]): Promise<void> {
+  if (ctx.outbox?.holding) checkKept(ctx.outbox, events);
   const kept: Promise<void>[] = [];
   for (const event of events) {
     for (const channel of event.channels) {
@@ -291,6 +295,23 @@ async function publish(ctx: HttpContext, app: AppState, events: ApiEvent[]): Pro
     }
   }
   await Promise.all(kept);
+}
+
+// While Redis is unreachable, frames for the other nodes wait in the outbox: a call whose frames
+// it cannot take is refused before anything is delivered, on any node, so a retry is safe.
+function checkKept(outbox: Outbox, events: ApiEvent[]): void {
+  let count = 0;
+  let bytes = 0;
+  for (const event of events) {
+    for (const channel of event.channels) {
+      count++;
+      // The frame and its envelope (kind, origin node, excluded socket, time) with room to spare.
+      bytes += Buffer.byteLength(eventFrame(event.name, channel, event.data)) + 128;
+    }
+  }
+  if (outbox.admits(count, bytes)) return;
+  const retryAfter = outbox.retryAfterSeconds();
+  throw new HttpError(503, `Redis is unreachable and the frames waiting for the other nodes fill this node's outbox; nothing was delivered, retry after ${retryAfter} s`, { 'Retry-After': String(retryAfter) });
 }
 
 // Counts are read before publishing (which changes none): a read that fails must come before

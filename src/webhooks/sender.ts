@@ -20,10 +20,11 @@ export class WebhookSender {
   private readonly httpsAgent = new https.Agent({ keepAlive: true });
 
   /**
-   * Sends one body; never rejects. `signal` ends the request early (request timeout, shutdown):
-   * the outcome is then a failure with the signal's reason.
+   * Sends one body; never rejects. `webhookId` is the same for every attempt of one POST, on
+   * any node, so a receiver can drop a duplicate. `signal` ends the request early (request
+   * timeout, shutdown): the outcome is then a failure with the signal's reason.
    */
-  post(url: URL, key: string, secret: string, extraHeaders: Record<string, string>, body: Buffer, signal: AbortSignal): Promise<Outcome> {
+  post(url: URL, key: string, secret: string, extraHeaders: Record<string, string>, body: Buffer, webhookId: string, signal: AbortSignal): Promise<Outcome> {
     const secure = url.protocol === 'https:';
     const headers = {
       ...extraHeaders,
@@ -31,6 +32,7 @@ export class WebhookSender {
       'Content-Length': String(body.length),
       'X-Pusher-Key': key,
       'X-Pusher-Signature': signature(secret, body),
+      'X-Pusher-Webhook-Id': webhookId,
     };
     return new Promise((resolve) => {
       let settled = false;

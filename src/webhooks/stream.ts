@@ -1,6 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import type { AppState } from '../apps';
 import type { Log } from '../log';
-import type { WebhookMetrics } from './webhook-metrics';
+import type { SentBatch, StreamJournal } from './journal';
+import type { DropReason, WebhookMetrics } from './webhook-metrics';
 import { webhookBody, type WebhookEvent } from './webhook-events';
 import type { WebhookSender } from './sender';
 
@@ -39,17 +41,31 @@ export interface StreamContext {
   log: Log;
 }
 
+/** An event another node queued at `timeMs` (wall clock), as its journal holds it. */
+export interface TakenEntry {
+  event: WebhookEvent;
+  id: string;
+  timeMs: number;
+}
+
 interface Queued {
   event: WebhookEvent;
   /** performance.now() when queued. */
   at: number;
+  /** Its entry in the stream's journal; null without one. */
+  id: string | null;
+  /** On the first event of a POST another node was sending: the POST to send again, byte for byte. */
+  resend?: SentBatch;
 }
 
-/** One POST's events and its exact bytes, kept across retries (same time_ms, same signature). */
+/** One POST's events and its exact bytes, kept across retries (same time_ms, same signature, same id). */
 interface Batch {
   events: Queued[];
   body: Buffer;
+  webhookId: string;
   attempts: number;
+  /** Until the journal has recorded the POST (only then may it leave). */
+  recorded: Promise<void> | null;
 }
 
 /**
@@ -78,20 +94,50 @@ export class WebhookStream {
     private readonly url: URL,
     private readonly headers: Record<string, string>,
     private readonly ctx: StreamContext,
+    /** The durable copy of the events (ADAPTER_DRIVER=redis); set before the first push. */
+    public journal: StreamJournal | null = null,
   ) {}
 
   /** Queues one event and sends what is due. */
   push(event: WebhookEvent): void {
-    if (this.finished || this.queue.length >= this.ctx.timings.queueLimit) {
-      this.ctx.metrics?.eventsDropped.add(this.app.metricsSlot, 1);
-      if (!this.overflowing) {
-        this.overflowing = true;
-        const why = this.finished ? 'the server has shut down' : `${this.queue.length} events wait already, until the receiver catches up`;
-        this.ctx.log.warn(`webhooks: ${this.name()}: dropping new events: ${why}`);
-      }
-      return;
+    if (this.refused()) return;
+    this.ctx.metrics?.eventsQueued.add(this.app.metricsSlot, 1);
+    this.add({ event, at: performance.now(), id: this.journal?.append(event, Date.now()) ?? null });
+  }
+
+  /**
+   * Queues events another node queued and left in the journal, all before sending any (they
+   * are late already, and batch together): `resend` is the POST that node was sending.
+   */
+  takeOver(entries: readonly TakenEntry[], resend?: SentBatch): void {
+    for (const { event, id, timeMs } of entries) {
+      if (this.refused()) continue;
+      this.ctx.metrics?.eventsClaimed.add(this.app.metricsSlot, 1);
+      this.queue.push({ event, at: performance.now() - Math.max(0, Date.now() - timeMs), id, resend: id === resend?.firstId ? resend : undefined });
+      this.ctx.metrics?.queued.add(this.app.metricsSlot, 1);
     }
-    this.queue.push({ event, at: performance.now() });
+    this.pump();
+  }
+
+  /** Events this stream holds, in flight included. */
+  get size(): number {
+    return this.queue.length + (this.batch?.events.length ?? 0);
+  }
+
+  // True (and counted) when the event cannot be queued: the stream is full or has finished.
+  private refused(): boolean {
+    if (!this.finished && this.queue.length < this.ctx.timings.queueLimit) return false;
+    this.count(this.finished ? 'shutdown' : 'full', 1);
+    if (!this.overflowing) {
+      this.overflowing = true;
+      const why = this.finished ? 'the server has shut down' : `${this.queue.length} events wait already, until the receiver catches up`;
+      this.ctx.log.warn(`webhooks: ${this.name()}: dropping new events: ${why}`);
+    }
+    return true;
+  }
+
+  private add(queued: Queued): void {
+    this.queue.push(queued);
     this.ctx.metrics?.queued.add(this.app.metricsSlot, 1);
     this.pump();
   }
@@ -99,9 +145,13 @@ export class WebhookStream {
   // Starts the next POST if one is due: none is in flight or waiting for a retry, and the
   // events have waited their batching window (or fill a batch).
   private pump(): void {
-    if (this.batch !== null || this.waiting === 'retry' || this.finishing || this.queue.length === 0) return;
+    if (this.batch !== null || this.waiting === 'retry' || this.finishing) return;
+    if (this.queue.length === 0) {
+      this.journal?.idle?.();
+      return;
+    }
     const { batching, batchingMs } = this.ctx;
-    if (batching && this.queue.length < MAX_BATCH) {
+    if (batching && this.queue.length < MAX_BATCH && this.queue[0].resend === undefined) {
       const wait = this.queue[0].at + batchingMs - performance.now();
       if (wait > 0) {
         if (this.waiting === null) this.wait('batch', wait);
@@ -113,21 +163,34 @@ export class WebhookStream {
     void this.attempt();
   }
 
+  // The next POST: the one another node was sending when its entries match, else a new one.
   private take(): void {
-    const events = this.queue.splice(0, this.ctx.batching ? MAX_BATCH : 1);
+    const first = this.queue[0];
+    const resend = first.resend;
+    const count = resend !== undefined ? this.queue.findIndex((q) => q.id === resend.lastId) + 1 : 0;
+    const events = this.queue.splice(0, count > 0 ? count : this.ctx.batching ? MAX_BATCH : 1);
     if (this.queue.length < this.ctx.timings.queueLimit) this.overflowing = false;
-    this.batch = { events, body: webhookBody(Date.now(), events.map((q) => q.event)), attempts: 0 };
+    const sent: SentBatch = count > 0 ? resend! : { webhookId: randomUUID(), timeMs: Date.now(), firstId: first.id ?? '', lastId: events[events.length - 1].id ?? '' };
+    const recorded = this.journal !== null && first.id !== null && count === 0 ? this.journal.sending(sent) : null;
+    this.batch = { events, body: webhookBody(sent.timeMs, events.map((q) => q.event)), webhookId: sent.webhookId, attempts: 0, recorded };
   }
 
   private attempt(timeoutMs = this.ctx.timings.requestTimeoutMs): Promise<void> {
     const batch = this.batch!;
+    const recorded = batch.recorded;
+    if (recorded !== null) {
+      // In flight from here on: a shutdown waits for it like for a POST.
+      batch.recorded = null;
+      this.inFlight = recorded.then(() => (this.batch === batch ? this.attempt(timeoutMs) : undefined));
+      return this.inFlight;
+    }
     const { metrics } = this.ctx;
     if (batch.attempts++ > 0) metrics?.retried.add(this.app.metricsSlot, 1);
     const request = (this.request = new AbortController());
     const timeout = setTimeout(() => request.abort(`no answer within ${Math.round(timeoutMs)} ms`), timeoutMs);
     timeout.unref();
     const { key, secret } = this.app.config;
-    this.inFlight = this.ctx.sender.post(this.url, key, secret, this.headers, batch.body, request.signal).then((outcome) => {
+    this.inFlight = this.ctx.sender.post(this.url, key, secret, this.headers, batch.body, batch.webhookId, request.signal).then((outcome) => {
       clearTimeout(timeout);
       this.request = null;
       this.inFlight = null;
@@ -140,6 +203,7 @@ export class WebhookStream {
   private delivered(batch: Batch): void {
     const { metrics } = this.ctx;
     this.batch = null;
+    this.journal?.remove(ids(batch.events));
     if (this.failures > 0) this.ctx.log.info(`webhooks: ${this.name()}: delivering again after ${this.failures} failed attempt${this.failures === 1 ? '' : 's'}`);
     this.failures = 0;
     if (metrics !== null) {
@@ -168,10 +232,9 @@ export class WebhookStream {
     if (this.batch!.events[0].at + retryForMs <= horizon) {
       let expired = 0;
       while (expired < this.queue.length && this.queue[expired].at + retryForMs <= horizon) expired++;
-      const n = this.batch!.events.length + expired;
-      this.queue.splice(0, expired);
+      const given = this.batch!.events.concat(this.queue.splice(0, expired));
       this.batch = null;
-      this.drop(n, `undelivered after ${retryForMs / 1000} s of retries (last failure: ${reason})`);
+      this.drop(given, 'expired', `undelivered after ${retryForMs / 1000} s of retries (last failure: ${reason})`);
     }
     this.wait('retry', delay);
   }
@@ -222,29 +285,54 @@ export class WebhookStream {
       clearTimeout(halt);
     }
     this.finished = true;
-    const left = (this.batch?.events.length ?? 0) + this.queue.length;
+    const left = (this.batch?.events ?? []).concat(this.queue);
     this.batch = null;
     this.queue.length = 0;
-    if (left > 0) this.drop(left, 'the server shut down before they could be sent');
+    if (left.length > 0) this.drop(left, 'shutdown', 'the server shut down before they could be sent');
+  }
+
+  /**
+   * Shutdown with a journal: stops sending and leaves every event in it for the node that
+   * takes the stream over. A POST in flight is cut off; that node sends it again, same id.
+   */
+  handOver(): void {
+    this.finishing = true;
+    this.finished = true;
+    this.clearTimer();
+    this.request?.abort('the server is shutting down');
+    this.ctx.metrics?.queued.add(this.app.metricsSlot, -this.size);
+    this.batch = null;
+    this.queue.length = 0;
   }
 
   private giveUpBatch(): void {
-    const n = this.batch!.events.length;
+    const events = this.batch!.events;
     this.batch = null;
-    this.drop(n, `their last attempt at shutdown failed (${this.lastFailure})`);
+    this.drop(events, 'shutdown', `their last attempt at shutdown failed (${this.lastFailure})`);
   }
 
-  private drop(n: number, why: string): void {
-    const { metrics } = this.ctx;
-    if (metrics !== null) {
-      metrics.eventsDropped.add(this.app.metricsSlot, n);
-      metrics.queued.add(this.app.metricsSlot, -n);
-    }
+  private drop(events: Queued[], reason: DropReason, why: string): void {
+    const n = events.length;
+    this.journal?.remove(ids(events));
+    this.count(reason, n);
+    this.ctx.metrics?.queued.add(this.app.metricsSlot, -n);
     this.ctx.log.warn(`webhooks: ${this.name()}: gave up on ${n} event${n === 1 ? '' : 's'}, ${why}`);
+  }
+
+  private count(reason: DropReason, n: number): void {
+    const { metrics } = this.ctx;
+    if (metrics !== null) metrics.eventsDropped.add(metrics.dropSlot(this.app, reason), n);
   }
 
   // Without credentials or query string, which may hold tokens.
   private name(): string {
     return `app ${this.app.config.id} to ${this.url.origin}${this.url.pathname}`;
   }
+}
+
+// The journal entries of these events (those that have one).
+function ids(events: Queued[]): string[] {
+  const out: string[] = [];
+  for (const q of events) if (q.id !== null) out.push(q.id);
+  return out;
 }

@@ -24,7 +24,7 @@ const ENTRY_FIELDS = ['url', 'event_types', 'headers', 'filter'];
 const FILTER_FIELDS = ['channel_name_starts_with', 'channel_name_ends_with'];
 
 // What the server itself sets: an entry overriding them would break the signature or the framing.
-const RESERVED_HEADERS = ['content-type', 'content-length', 'transfer-encoding', 'connection', 'host', 'x-pusher-key', 'x-pusher-signature'];
+const RESERVED_HEADERS = ['content-type', 'content-length', 'transfer-encoding', 'connection', 'host', 'x-pusher-key', 'x-pusher-signature', 'x-pusher-webhook-id'];
 // RFC 9110 token characters, and the field-value characters node:http accepts.
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;

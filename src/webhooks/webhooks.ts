@@ -5,6 +5,7 @@ import type { Log } from '../log';
 import type { PwsMetrics } from '../metrics/pws-metrics';
 import type { Options } from '../options';
 import { HOLD_BACK_MS, HoldBack } from './hold-back';
+import type { QueueRoute, RedisWebhookQueues } from './redis-queue';
 import { WebhookSender } from './sender';
 import { DELIVERY, WebhookStream, type StreamContext } from './stream';
 import { wants, type WebhookConfig, type WebhookEventType } from './webhook-config';
@@ -23,6 +24,7 @@ interface Held {
 
 /** One URL of an app: its stream, and the entries (one or more, same headers) that feed it. */
 interface Route {
+  url: string;
   stream: WebhookStream;
   entries: WebhookConfig[];
 }
@@ -36,6 +38,9 @@ interface Route {
 export class Webhooks implements ChannelEvents {
   private readonly apps = new Map<AppState, AppWebhooks>();
   private readonly sender = new WebhookSender();
+  private readonly ctx: StreamContext;
+  /** ADAPTER_DRIVER=redis: where the streams keep their events, and hand them over at shutdown. */
+  private queues: RedisWebhookQueues | null = null;
 
   /** Null when no app has webhooks: then nothing listens, and channel events cost nothing. */
   static forApps(apps: Apps, options: Options, metrics: PwsMetrics | null, log: Log): Webhooks | null {
@@ -43,14 +48,14 @@ export class Webhooks implements ChannelEvents {
   }
 
   private constructor(apps: Apps, options: Options, metrics: PwsMetrics | null, log: Log) {
-    const ctx: StreamContext = {
+    const ctx: StreamContext = (this.ctx = {
       sender: this.sender,
       batching: options.webhooksBatching,
       batchingMs: options.webhooksBatchingDurationMs,
       timings: DELIVERY,
       metrics: metrics === null ? null : new WebhookMetrics(metrics, apps),
       log,
-    };
+    });
     for (const app of apps.all()) {
       if (app.config.webhooks.length > 0) this.apps.set(app, new AppWebhooks(app, ctx));
     }
@@ -102,9 +107,34 @@ export class Webhooks implements ChannelEvents {
     return Promise.all([...this.apps.values()].map((app) => app.releaseHeld())).then(() => undefined);
   }
 
-  /** Shutdown, last step: every stream's last attempt, LAST_ATTEMPT_MS at most; then closes the connections. */
+  /**
+   * ADAPTER_DRIVER=redis: every stream keeps its events in a Redis queue, and this node takes
+   * over the queues of nodes that stopped or died (docs/webhooks.md#cluster).
+   */
+  keepIn(queues: RedisWebhookQueues): void {
+    this.queues = queues;
+    const routes: QueueRoute[] = [];
+    for (const [app, hooks] of this.apps) {
+      for (const { url, stream, entries } of hooks.routes) {
+        stream.journal = queues.journal(app, url);
+        routes.push({ app, url, stream: (journal) => new WebhookStream(app, new URL(url), entries[0].headers, this.ctx, journal) });
+      }
+    }
+    queues.start(routes, this.ctx.metrics);
+  }
+
+  /**
+   * Shutdown, last step: every stream's last attempt, LAST_ATTEMPT_MS at most, or with Redis
+   * queues, the hand-over of what is left to the other nodes; then closes the connections.
+   */
   async stop(): Promise<void> {
     await this.releaseHeld();
+    if (this.queues !== null) {
+      for (const app of this.apps.values()) for (const route of app.routes) route.stream.handOver();
+      await this.queues.handOver();
+      this.sender.close();
+      return;
+    }
     const deadline = performance.now() + LAST_ATTEMPT_MS;
     await Promise.all([...this.apps.values()].flatMap((app) => app.routes.map((route) => route.stream.finish(deadline))));
     this.sender.close();
@@ -130,7 +160,7 @@ class AppWebhooks {
     for (const entry of app.config.webhooks) {
       let route = byUrl.get(entry.url);
       if (route === undefined) {
-        route = { stream: new WebhookStream(app, new URL(entry.url), entry.headers, ctx), entries: [] };
+        route = { url: entry.url, stream: new WebhookStream(app, new URL(entry.url), entry.headers, ctx), entries: [] };
         byUrl.set(entry.url, route);
         this.routes.push(route);
       }

@@ -8,7 +8,7 @@ import { PwsMetrics } from '../../src/metrics/pws-metrics';
 import { WebhookSender } from '../../src/webhooks/sender';
 import { WebhookStream, type DeliveryTimings } from '../../src/webhooks/stream';
 import { clientEvent } from '../../src/webhooks/webhook-events';
-import { WebhookMetrics } from '../../src/webhooks/webhook-metrics';
+import { DROP_REASONS, WebhookMetrics } from '../../src/webhooks/webhook-metrics';
 import { eventually } from '../helpers/server';
 import { WebhookReceiver } from '../helpers/webhook-receiver';
 
@@ -48,7 +48,12 @@ function setup(receiver: WebhookReceiver, timings: Partial<DeliveryTimings> = {}
   const sender = new WebhookSender();
   const stream = new WebhookStream(app, new URL(receiver.url()), {}, { sender, batching, batchingMs: 10, timings: { ...SHORT, ...timings }, metrics, log });
   pws.stop();
-  return { app, stream, metrics, log, sender, value: (family) => (metrics[family] as { values: Float64Array }).values[app.metricsSlot] };
+  const value = (family: keyof WebhookMetrics): number =>
+    // Dropped events are counted by reason: the total of all reasons.
+    family === 'eventsDropped'
+      ? DROP_REASONS.reduce((sum, reason) => sum + metrics.eventsDropped.get(metrics.dropSlot(app, reason)), 0)
+      : (metrics[family] as { values: Float64Array }).values[app.metricsSlot];
+  return { app, stream, metrics, log, sender, value };
 }
 
 const event = (i: number) => clientEvent('private-c', 'client-n', { i }, '1.1', undefined);

@@ -215,7 +215,8 @@ describe('delivery', () => {
       assert.equal(sampleValue(m, 'pws_webhooks_sent_total', app), receiver.delivered().length);
       assert.equal(sampleValue(m, 'pws_webhooks_failed_total', app), 3);
       assert.equal(sampleValue(m, 'pws_webhooks_retried_total', app), 3);
-      assert.equal(sampleValue(m, 'pws_webhook_events_dropped_total', app), 0);
+      for (const reason of ['expired', 'full', 'shutdown']) assert.equal(sampleValue(m, 'pws_webhook_events_dropped_total', { ...app, reason }), 0);
+      assert.equal(sampleValue(m, 'pws_webhook_events_queued_total', app), 20);
       assert.equal(sampleValue(m, 'pws_webhook_delivery_duration_seconds_count'), 20);
       if (!missingToolSkip('promtool', 'prometheus')) {
         const result = await runPromtoolCheckMetrics(body.toString('utf8'));
@@ -356,7 +357,7 @@ describe('shutdown', () => {
         ['channel_occupied', 'member_added', 'client_event', 'member_removed', 'channel_vacated'],
       );
       const m = parseExposition(s.server.metrics!.render());
-      assert.equal(sampleValue(m, 'pws_webhook_events_dropped_total', { app_id: APP.id }), 1, 'the hanging URL gave up its event');
+      assert.equal(sampleValue(m, 'pws_webhook_events_dropped_total', { app_id: APP.id, reason: 'shutdown' }), 1, 'the hanging URL gave up its event');
       assert.equal(sampleValue(m, 'pws_webhook_events_queued', { app_id: APP.id }), 0);
     } finally {
       if (!stopped) await s.stop();
