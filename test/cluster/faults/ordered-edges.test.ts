@@ -6,13 +6,13 @@
 import { describe, test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import PusherJs from 'pusher-js';
-import { APP, drained, eventually, nextEvent, startServer, subscribed, type TestServer } from '../helpers/server';
-import { redisSkip, startRedis, type RedisInstance } from '../helpers/redis';
-import { parseExposition, rawGet, sampleValue } from '../helpers/exposition';
-import { replyHold, type ReplyHold } from '../helpers/reply-hold';
-import { spawnNode } from '../helpers/nodes';
-import { THROTTLE_ABOVE, THROTTLE_MS } from '../../src/channels/subscription-counts';
-import * as scripts from '../../src/cluster/scripts';
+import { APP, drained, eventually, nextEvent, startServer, subscribed, type TestServer } from '../../helpers/server';
+import { redisSkip, startRedis, type RedisInstance } from '../../helpers/redis';
+import { parseExposition, rawGet, sampleValue } from '../../helpers/exposition';
+import { replyHold, type ReplyHold } from '../../helpers/reply-hold';
+import { spawnNode } from '../../helpers/nodes';
+import { THROTTLE_ABOVE, THROTTLE_MS } from '../../../src/channels/subscription-counts';
+import * as scripts from '../../../src/cluster/scripts';
 
 const skip = redisSkip();
 

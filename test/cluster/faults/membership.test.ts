@@ -6,12 +6,12 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import Pusher from 'pusher';
 import PusherJs from 'pusher-js';
-import { APP, drained, eventually, startServer, subscribed } from '../helpers/server';
-import { redisSkip, startRedis, type RedisInstance } from '../helpers/redis';
-import { spawnNode } from '../helpers/nodes';
-import { parseExposition, rawGet, sampleValue } from '../helpers/exposition';
-import { WebhookReceiver } from '../helpers/webhook-receiver';
-import { HOLD_BACK_MS } from '../../src/webhooks/hold-back';
+import { APP, drained, eventually, startServer, subscribed } from '../../helpers/server';
+import { redisSkip, startRedis, type RedisInstance } from '../../helpers/redis';
+import { spawnNode } from '../../helpers/nodes';
+import { parseExposition, rawGet, sampleValue } from '../../helpers/exposition';
+import { WebhookReceiver } from '../../helpers/webhook-receiver';
+import { HOLD_BACK_MS } from '../../../src/webhooks/hold-back';
 
 const skip = redisSkip();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -3,9 +3,9 @@
 // names carry it).
 import { describe, test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { drained, eventually, nextEvent, startServer, subscribed } from '../helpers/server';
-import { spawnNode } from '../helpers/nodes';
-import { redisSkip, startRedis, type RedisInstance } from '../helpers/redis';
+import { drained, eventually, nextEvent, startServer, subscribed } from '../../helpers/server';
+import { spawnNode } from '../../helpers/nodes';
+import { redisSkip, startRedis, type RedisInstance } from '../../helpers/redis';
 
 describe('two deployments on one Redis', { skip: redisSkip() }, () => {
   let redis: RedisInstance;

@@ -3,10 +3,10 @@
 // neither be undone nor lose their webhooks. Asserted on GET /channels and the webhooks received.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { eventually, startServer } from '../helpers/server';
-import { redisSkip, startRedis, type RedisInstance } from '../helpers/redis';
-import { WebhookReceiver } from '../helpers/webhook-receiver';
-import { HOLD_BACK_MS } from '../../src/webhooks/hold-back';
+import { eventually, startServer } from '../../helpers/server';
+import { redisSkip, startRedis, type RedisInstance } from '../../helpers/redis';
+import { WebhookReceiver } from '../../helpers/webhook-receiver';
+import { HOLD_BACK_MS } from '../../../src/webhooks/hold-back';
 
 const skip = redisSkip();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -4,12 +4,12 @@
 // exits in time. Then Redis comes back and the node's entries are right again.
 import { describe, test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { eventually, startServer, subscribed } from '../helpers/server';
-import { redisSkip, startRedis, startRedisCluster, type RedisClusterInstance, type RedisInstance } from '../helpers/redis';
-import { masterOf } from '../helpers/cluster-slots';
-import { spawnNode } from '../helpers/nodes';
-import { parseExposition, rawGet, sampleValue } from '../helpers/exposition';
-import { WebhookReceiver } from '../helpers/webhook-receiver';
+import { eventually, startServer, subscribed } from '../../helpers/server';
+import { redisSkip, startRedis, startRedisCluster, type RedisClusterInstance, type RedisInstance } from '../../helpers/redis';
+import { masterOf } from '../../helpers/cluster-slots';
+import { spawnNode } from '../../helpers/nodes';
+import { parseExposition, rawGet, sampleValue } from '../../helpers/exposition';
+import { WebhookReceiver } from '../../helpers/webhook-receiver';
 
 // The documented bound is 2 s; what the tests allow, on a busy machine, instead of hanging.
 const ANSWERED_WITHIN_MS = 6000;

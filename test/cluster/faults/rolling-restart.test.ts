@@ -5,10 +5,10 @@ import { describe, test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import Pusher from 'pusher';
 import PusherJs from 'pusher-js';
-import { APP, eventually, subscribed } from '../helpers/server';
-import { redisSkip, startRedis, type RedisInstance } from '../helpers/redis';
-import { spawnNode, spawnNodes, type PwsNode } from '../helpers/nodes';
-import { sleep } from '../helpers/services';
+import { APP, eventually, subscribed } from '../../helpers/server';
+import { redisSkip, startRedis, type RedisInstance } from '../../helpers/redis';
+import { spawnNode, spawnNodes, type PwsNode } from '../../helpers/nodes';
+import { sleep } from '../../helpers/services';
 
 const skip = redisSkip();
 

@@ -6,11 +6,11 @@
 import { describe, test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import PusherJs from 'pusher-js';
-import { APP, startServer, subscribed, eventually, drained, nextEvent, type TestServer } from '../helpers/server';
-import { redisSkip, startRedis, startRedisCluster, type RedisClusterInstance } from '../helpers/redis';
-import { spawnNode } from '../helpers/nodes';
-import { masterOf } from '../helpers/cluster-slots';
-import { parseExposition, rawGet, sampleValue } from '../helpers/exposition';
+import { APP, startServer, subscribed, eventually, drained, nextEvent, type TestServer } from '../../helpers/server';
+import { redisSkip, startRedis, startRedisCluster, type RedisClusterInstance } from '../../helpers/redis';
+import { spawnNode } from '../../helpers/nodes';
+import { masterOf } from '../../helpers/cluster-slots';
+import { parseExposition, rawGet, sampleValue } from '../../helpers/exposition';
 
 /** A pusher-js client on a node in another process, its presence authorized by `signer`'s SDK as `userId`. */
 function clientOn(port: number, signer: TestServer, userId: string): PusherJs {

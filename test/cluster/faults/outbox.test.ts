@@ -5,8 +5,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
 import type PusherJs from 'pusher-js';
-import { APP, drained, eventually, startServer, subscribed, type TestServer } from '../helpers/server';
-import { redisSkip, startRedis, startRedisSentinel, type RedisInstance, type RedisSentinelInstance } from '../helpers/redis';
+import { APP, drained, eventually, startServer, subscribed, type TestServer } from '../../helpers/server';
+import { redisSkip, startRedis, startRedisSentinel, type RedisInstance, type RedisSentinelInstance } from '../../helpers/redis';
 
 const skip = redisSkip();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

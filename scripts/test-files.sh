@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Prints the compiled test files `npm run test:suite` runs (from the repo root, after the build).
+# PWS_TEST_SUBSET=node-matrix leaves out the cluster's fault-injection suite (dist/test/cluster/faults):
+# it exercises Redis-side logic that is the same JavaScript on every Node, and it is the slowest part,
+# so the Node 22 and 24 runs (scripts/test-node-matrix.sh) take every other file: WebSocket, REST,
+# metrics, the uWS build, the cluster's delivery, presence, Sentinel and Redis Cluster, and webhooks.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+case "${PWS_TEST_SUBSET:-all}" in
+  all) find dist/test -name '*.test.js' | sort ;;
+  node-matrix) find dist/test -name '*.test.js' -not -path 'dist/test/cluster/faults/*' | sort ;;
+  *) echo "test-files: unknown PWS_TEST_SUBSET=$PWS_TEST_SUBSET (all or node-matrix)" >&2; exit 2 ;;
+esac
