@@ -69,6 +69,10 @@ export class Heartbeat {
   private incarnation = 1;
   /** The value this incarnation's key was left with by its last renewal Redis confirmed; null before the first. */
   private confirmed: string | null = null;
+  /** When that renewal was sent (performance.now()). */
+  private confirmedSentAt = 0;
+  /** Values of renewals sent since, whose answer never came (a call gives up after 2 s): Redis may still have run them. */
+  private readonly unanswered = new Set<string>();
   /** This node's earlier incarnations, not reaped yet. */
   private readonly retired: string[] = [];
   /** Nodes seen leaving the set of nodes (reaped, stopped, retired), oldest first. */
@@ -117,20 +121,34 @@ export class Heartbeat {
     const { link, keys, state, nodeTimeoutMs } = this.ctx;
     const key = keys.heartbeat(id);
     const value = String(Date.now());
+    const sentAt = performance.now();
     try {
       const previous = await link.command(key, ['SET', key, value, 'PX', String(nodeTimeoutMs), 'GET']);
       if (state.node !== id) return;
       // Gone (expired, or Redis lost it) or older (Redis went back to older data), or set by a
       // renewal whose answer never came, which may have recreated it after it expired.
-      if (this.confirmed !== null && previous !== this.confirmed) {
+      if (this.confirmed !== null && previous !== this.confirmed && !this.ranLate(previous)) {
         this.fence(previous === null ? 'found its heartbeat key gone' : 'found its heartbeat key not as it left it');
         return;
       }
       this.confirmed = value;
+      this.confirmedSentAt = sentAt;
+      this.unanswered.clear();
       await link.command(keys.nodes(), ['SADD', keys.nodes(), id]);
     } catch (err) {
+      if (this.confirmed !== null && state.node === id) this.unanswered.add(value);
       this.failed('heartbeat', err);
     }
+  }
+
+  /**
+   * Whether the key holds the value of a renewal that gave up waiting but ran once Redis resumed (a
+   * stall longer than a call's bound, shorter than the node timeout): no sign of expiry, as long as
+   * every renewal since the last confirmed one ran within a node timeout of its sending, which holds
+   * when this answer came within one. Otherwise the key may have expired between them.
+   */
+  private ranLate(previous: unknown): boolean {
+    return typeof previous === 'string' && this.unanswered.has(previous) && performance.now() - this.confirmedSentAt < this.ctx.nodeTimeoutMs;
   }
 
   private fence(why: string): void {
@@ -140,6 +158,7 @@ export class Heartbeat {
     log.warn(`cluster: node ${left} ${why}; the cluster may have dropped its entries, so it closes its connections (4200: clients reconnect and join again) and continues as ${next}`);
     metrics?.fences.add(0, 1);
     this.confirmed = null;
+    this.unanswered.clear();
     this.retired.push(left);
     state.fence(next, this.ctx.closeAll);
     void this.beat();

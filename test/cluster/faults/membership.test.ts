@@ -243,6 +243,32 @@ describe('membership of a cluster under faults', { skip }, () => {
     }
   });
 
+  test('Redis stalled longer than a call\'s bound but shorter than the node timeout: no node fences, no client reconnects', async () => {
+    receiver.requests.length = 0;
+    const env = clusterEnv(8000);
+    const a = await spawnNode(env);
+    const b = await spawnNode(env);
+    try {
+      const clients = ['s1', 's2'].map((user, i) => open(clientOn(i === 0 ? a.port : b.port, user)));
+      for (const c of clients) await subscribed(c, 'presence-stall');
+      await agree(a.port, clients, 'presence-stall', ['s1', 's2'], 10000);
+      const ids = clients.map((c) => c.connection.socket_id);
+      const pid = await redisPid(redis);
+      // Renewals sent during the stall give up after 2 s, and Redis runs them when it resumes.
+      process.kill(pid, 'SIGSTOP');
+      await sleep(3500);
+      process.kill(pid, 'SIGCONT');
+      await sleep(6000);
+      for (const node of [a, b]) assert.doesNotMatch(node.output(), /closes its connections/, node.output());
+      assert.deepEqual(clients.map((c) => c.connection.socket_id), ids, 'the same connections');
+      await agree(a.port, clients, 'presence-stall', ['s1', 's2'], 10000);
+    } finally {
+      closeClients();
+      await a.stop().catch(() => undefined);
+      await b.stop().catch(() => undefined);
+    }
+  });
+
   test('a reaped node brought back by Redis loading an older snapshot: its users removed again for clients, not for webhooks', async () => {
     receiver.requests.length = 0;
     const local = await startRedis({ args: ['--enable-debug-command', 'yes'] });
