@@ -54,11 +54,13 @@ export class EdgeOrder {
 
   /**
    * True when the edge is to be delivered here, and remembers it; `listened` says whether the node
-   * has local subscribers of the channel (no state is created for a channel without). Version 0
-   * (decided by one node alone, Redis down) is always delivered.
+   * has local subscribers of the channel (no state is created for a channel without). A version
+   * of 0 or less is an edge another node decided alone while Redis was away (perhaps sent from its
+   * outbox once Redis is back), knowing edges up to minus that: it stands unless an edge about the
+   * same key newer than those was delivered here since, which knows better.
    */
   accept(app: AppState, channel: string, key: string, version: number, frame: string, listened: boolean): boolean {
-    if (version === 0) return true;
+    if (version <= 0) return (this.apps.get(app)?.get(channel)?.last.get(key) ?? 0) <= -version;
     const edges = listened ? this.edges(app, channel) : this.apps.get(app)?.get(channel);
     if (edges === undefined) return true;
     if (version <= (edges.last.get(key) ?? edges.floor)) return false;
@@ -67,6 +69,11 @@ export class EdgeOrder {
     if (edges.last.size >= edges.pruneAt) prune(edges);
     if (edges.holds > 0) edges.kept.push({ version, frame });
     return true;
+  }
+
+  /** The newest edge version this node delivered on the channel (0: none, or no local subscriber). */
+  newest(app: AppState, channel: string): number {
+    return this.apps.get(app)?.get(channel)?.newest ?? 0;
   }
 
   /** A socket of the channel waits for its state (`first`: the node's first subscriber): keep what is delivered meanwhile. */

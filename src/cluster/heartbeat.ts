@@ -135,6 +135,10 @@ export class Heartbeat {
       this.confirmedSentAt = sentAt;
       this.unanswered.clear();
       await link.command(keys.nodes(), ['SADD', keys.nodes(), id]);
+      // The process's own key, whatever its incarnation: its webhook queues are taken over only
+      // once it is gone (redis-queue.ts), not each time it fences.
+      const process = keys.heartbeat(this.ctx.node);
+      await link.command(process, ['SET', process, value, 'PX', String(nodeTimeoutMs)]);
     } catch (err) {
       if (this.confirmed !== null && state.node === id) this.unanswered.add(value);
       this.failed('heartbeat', err);
@@ -273,6 +277,7 @@ export class Heartbeat {
     try {
       // Whatever closing the sockets left behind (leaves still failing, say) goes now.
       for (const id of [...this.retired, this.ctx.state.node]) await this.leave(id);
+      await this.ctx.link.command(this.ctx.keys.heartbeat(this.ctx.node), ['DEL', this.ctx.keys.heartbeat(this.ctx.node)]);
     } catch {
       // Redis is gone: the survivors reap this node when its key expires.
     }

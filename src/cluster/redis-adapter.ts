@@ -76,11 +76,9 @@ export class RedisAdapter {
 
   /** Durable webhook queues on this Redis, taken over from nodes that stop or die. */
   webhookQueues(): RedisWebhookQueues {
-    // Named by the first incarnation, whose heartbeat key tells the others whether this node lives.
-    // A node that fences goes on beating as a later one: its queues are then taken over as a dead
-    // node's (the cluster counted it dead), and events still sent from its memory may go out twice.
-    const node = incarnation(this.node, 1);
-    return new RedisWebhookQueues({ link: this.link, keys: this.keys, node, nodeTimeoutMs: this.options.adapterNodeTimeoutMs, timings: DELIVERY, log: this.log });
+    // Named by the process, whose own heartbeat key (renewed whatever its incarnation) tells the
+    // others whether it lives.
+    return new RedisWebhookQueues({ link: this.link, keys: this.keys, node: this.node, nodeTimeoutMs: this.options.adapterNodeTimeoutMs, timings: DELIVERY, log: this.log });
   }
 
   /**

@@ -46,6 +46,14 @@ export class RedisBroadcaster implements Broadcaster {
   }
 
   publishEdge(app: AppState, channel: string, key: string, version: number, frame: string, exceptSocketId?: string): void {
+    if (version === 0) {
+      // Decided by this node alone (Redis away): its own clients get it now; the others, perhaps
+      // from the outbox once Redis is back, with the newest version this node knew (as minus it):
+      // a node that has since delivered a newer edge about the key drops it.
+      this.fanOut.publish(app, channel, frame, exceptSocketId);
+      this.send(app, channel, EDGE, exceptSocketId ?? '', `-${this.order.newest(app, channel)}\n${key.length}\n${key}${frame}`);
+      return;
+    }
     this.deliverEdge(app, channel, key, version, frame, exceptSocketId);
     this.send(app, channel, EDGE, exceptSocketId ?? '', `${version}\n${key.length}\n${key}${frame}`);
   }

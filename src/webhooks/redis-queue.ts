@@ -14,6 +14,8 @@ import type { DropReason, WebhookMetrics } from './webhook-metrics';
 const GROUP = 'senders';
 /** Entries a node that took a queue over reads at a time. */
 const READ_COUNT = 100;
+/** Entries removed by one script. */
+const REMOVE_SLICE = 500;
 
 // Adds one event under the id the node chose (its own queue, so ids only grow), after trimming
 // the queue to its bounds: entries older than the 5-minute horizon and, when full, the oldest.
@@ -45,9 +47,11 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 `);
 
-// A queue taken over and sent to its end: gone, unless yet another node took it since.
+// A queue taken over and sent to its end: gone, unless yet another node took it since (0), or
+// entries came in after its last read (2: a stopping node's last events, handed over).
 const DONE = script(`
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+if redis.call('XLEN', KEYS[2]) > 0 then return 2 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('DEL', KEYS[2], KEYS[3])
 return 1
@@ -204,7 +208,10 @@ abstract class Queue implements StreamJournal {
   }
 
   remove(ids: string[]): void {
-    if (ids.length > 0) void this.queues.write(this.queues.ctx.link.eval(REMOVE, [this.key], ids), 'XDEL');
+    // In slices: Lua's unpack() fails on some thousands of arguments, and a backlog given up at once holds up to 10,000.
+    for (let i = 0; i < ids.length; i += REMOVE_SLICE) {
+      void this.queues.write(this.queues.ctx.link.eval(REMOVE, [this.key], ids.slice(i, i + REMOVE_SLICE)), 'XDEL');
+    }
   }
 }
 
@@ -321,7 +328,14 @@ class TakenOver extends Queue {
   private async done(): Promise<void> {
     const { link, node, keys } = this.queues.ctx;
     this.over = true;
-    await link.eval(DONE, [this.list, this.key, keys.webhookSending(this.key)], [this.key, node]);
+    if (Number(await link.eval(DONE, [this.list, this.key, keys.webhookSending(this.key)], [this.key, node])) === 2) {
+      // Entries came in after the last read: read on, from any left pending.
+      this.over = false;
+      this.claiming = true;
+      this.cursor = '0-0';
+      setTimeout(() => this.fetch(), 1000).unref();
+      return;
+    }
     this.queues.forget(this.key);
   }
 }
