@@ -183,6 +183,9 @@ export class Heartbeat {
       // Not before this incarnation's key is known to be in place: after Redis lost this node's
       // entries, fencing rebuilds them, not a rewrite.
       if (this.confirmed === null) return;
+      // The renewal in flight may find the key gone and fence: a rewrite waits for its verdict.
+      await this.renewing;
+      if (this.confirmed === null) return;
       if (state.dirty) await state.rewrite(apps, (app, userId, online) => this.ctx.watchlist.announce(app, userId, online));
       await state.syncConnections(apps);
       await this.scanNodes(performance.now() >= this.reapNotBefore);

@@ -181,6 +181,7 @@ export class RedisChannelState implements ChannelState {
         if (app.watched !== null) await this.reconcileUsers(app, changed);
       }
     } catch (err) {
+      if (err instanceof Fenced) return;
       this.failed();
       throw err;
     }
@@ -191,13 +192,17 @@ export class RedisChannelState implements ChannelState {
   // whose script went out before a batch is counted in it, and one sent after it runs after it:
   // a leave during the rewrite is never undone by an older copy of the entry.
   private async syncEntries(app: AppState): Promise<void> {
-    const keys = [this.keys.subs(app), this.keys.owned(app, this.node)];
+    const node = this.node;
+    const keys = [this.keys.subs(app), this.keys.owned(app, node)];
     let args = [this.keys.app(app)];
     let records = 0;
     const flush = async () => {
       const batch = args;
       args = [batch[0]];
       records = 0;
+      // A fence since the rewrite began retired `node`: writing its entries back would bring
+      // back what a reap took out and announced. The fence rebuilds them under the next one.
+      if (this.node !== node) throw new Fenced();
       await this.link.eval(SYNC, keys, batch);
     };
     for (const [name, channel] of app.channels) {
@@ -271,6 +276,9 @@ export class RedisChannelState implements ChannelState {
     this.metrics?.redisErrors.add(0, 1);
   }
 }
+
+// A rewrite overtaken by a fence: it stops, and the fence rebuilds the entries under the next incarnation.
+class Fenced extends Error {}
 
 // Whether this node still holds the entry behind a field of its owned hash (signed-in users are reconcileUsers' part).
 function holds(app: AppState, field: string): boolean {

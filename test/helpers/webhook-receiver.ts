@@ -43,7 +43,18 @@ export class WebhookReceiver {
 
   /** Every event of every request answered 2xx, in arrival order: what the backend accepted. */
   events(): any[] {
-    return this.requests.filter((r) => r.status !== null && r.status >= 200 && r.status < 300).flatMap((r) => r.json.events);
+    // As docs/webhooks.md tells receivers: a POST whose X-Pusher-Webhook-Id was seen is a repeat
+    // (at-least-once delivery: a node that dies between the answer and its acknowledgement).
+    const seen = new Set<unknown>();
+    return this.delivered()
+      .filter((r) => {
+        const id = r.headers['x-pusher-webhook-id'];
+        if (id === undefined) return true;
+        if (seen.has(id)) return false;
+        seen.add(id);
+        return true;
+      })
+      .flatMap((r) => r.json.events);
   }
 
   /** Requests answered 2xx. */
