@@ -27,6 +27,8 @@ const QUIET: Record<string, string> = {
   PwsOpenFilesNearLimit: 'a few hundred files are open, of thousands allowed',
   PwsRestServerErrors: 'the REST API answers 500 only on a bug',
   PwsRedisErrors: 'Redis stays up',
+  PwsClusterOutboxDropping: 'Redis stays up, so nothing waits in the outbox',
+  PwsClusterFenced: 'the node beats on time, so it is never taken for dead',
   PwsWebhookEventsDropped: 'an event is given up only after 5 minutes of retries or behind 10,000 queued ones',
 };
 
