@@ -3,10 +3,10 @@
 // node killed with SIGKILL and reaped, and the same checks on a three-master Redis Cluster.
 import { describe, test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import PusherJs from 'pusher-js';
-import { APP, connected, drained, eventually, nextEvent, startServer, subscribed, type TestServer } from '../helpers/server';
+import type PusherJs from 'pusher-js';
+import { connected, drained, eventually, nextEvent, startServer, subscribed, type TestServer } from '../helpers/server';
 import { redisSkip, startRedis, startRedisCluster, type RedisClusterInstance, type RedisInstance } from '../helpers/redis';
-import { spawnNode } from '../helpers/nodes';
+import { presenceClient, spawnNode } from '../helpers/nodes';
 import { parseExposition, rawGet, sampleValue } from '../helpers/exposition';
 import { missingToolSkip, runPromtoolCheckMetrics } from '../helpers/services';
 
@@ -36,19 +36,7 @@ function collect(client: PusherJs, channel: string, event: string): unknown[] {
 
 /** A pusher-js client on a node running in another process, authorized by `signer`'s SDK. */
 function clientOn(port: number, signer: TestServer, userId: string): PusherJs {
-  const sdk = signer.sdk();
-  return new PusherJs(APP.key, {
-    cluster: 'local',
-    wsHost: '127.0.0.1',
-    wsPort: port,
-    forceTLS: false,
-    enabledTransports: ['ws'],
-    disableStats: true,
-    channelAuthorization: {
-      customHandler: ({ socketId, channelName }: { socketId: string; channelName: string }, callback: (err: Error | null, data: unknown) => void) =>
-        callback(null, sdk.authorizeChannel(socketId, channelName, { user_id: userId })),
-    } as never,
-  });
+  return presenceClient(port, signer.sdk(), userId);
 }
 
 /** The delivery and presence checks, run against one Redis and against a Redis Cluster. */

@@ -3,9 +3,12 @@
 // Needs dist/ built (npx tsc -p .). Nodes never outlive the test process: stop()/kill() end
 // them, and the exit hooks of ./services kill any a failed test left running.
 import { spawn } from 'node:child_process';
+import type Pusher from 'pusher';
+import PusherJs from 'pusher-js';
 import type { Socket } from 'node:net';
 import * as path from 'node:path';
 import { freePort, sleep, track } from './services';
+import { APP } from './server';
 
 /** The repo root: this file runs as dist/test/helpers/nodes.js. */
 export const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -184,4 +187,20 @@ export async function spawnNodes(count: number, env: Record<string, string> = {}
     throw failed.reason;
   }
   return results.map((r) => (r as PromiseFulfilledResult<PwsNode>).value);
+}
+
+/** A pusher-js client of the default app on the node at `port` (which may run in another process), its private and presence channels authorized by `sdk` as `userId`. */
+export function presenceClient(port: number, sdk: Pusher, userId: string): PusherJs {
+  return new PusherJs(APP.key, {
+    cluster: 'local',
+    wsHost: '127.0.0.1',
+    wsPort: port,
+    forceTLS: false,
+    enabledTransports: ['ws'],
+    disableStats: true,
+    channelAuthorization: {
+      customHandler: ({ socketId, channelName }: { socketId: string; channelName: string }, callback: (err: Error | null, data: unknown) => void) =>
+        callback(null, sdk.authorizeChannel(socketId, channelName, { user_id: userId })),
+    } as never,
+  });
 }

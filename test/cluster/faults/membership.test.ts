@@ -5,10 +5,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import Pusher from 'pusher';
-import PusherJs from 'pusher-js';
+import type PusherJs from 'pusher-js';
 import { APP, drained, eventually, startServer, subscribed } from '../../helpers/server';
 import { redisSkip, startRedis, type RedisInstance } from '../../helpers/redis';
-import { spawnNode } from '../../helpers/nodes';
+import { presenceClient, spawnNode } from '../../helpers/nodes';
 import { parseExposition, rawGet, sampleValue } from '../../helpers/exposition';
 import { WebhookReceiver } from '../../helpers/webhook-receiver';
 import { HOLD_BACK_MS } from '../../../src/webhooks/hold-back';
@@ -23,19 +23,7 @@ function sdkOn(port: number): Pusher {
 
 /** A pusher-js client of user `userId` on the node at `port` (which may run in another process). */
 function clientOn(port: number, userId: string): PusherJs {
-  const sdk = sdkOn(port);
-  return new PusherJs(APP.key, {
-    cluster: 'local',
-    wsHost: '127.0.0.1',
-    wsPort: port,
-    forceTLS: false,
-    enabledTransports: ['ws'],
-    disableStats: true,
-    channelAuthorization: {
-      customHandler: ({ socketId, channelName }: { socketId: string; channelName: string }, callback: (err: Error | null, data: unknown) => void) =>
-        callback(null, sdk.authorizeChannel(socketId, channelName, { user_id: userId })),
-    } as never,
-  });
+  return presenceClient(port, sdkOn(port), userId);
 }
 
 /** The user ids a pusher-js client shows as members of `channel` (null until it is subscribed). */

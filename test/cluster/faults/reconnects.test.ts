@@ -5,28 +5,16 @@
 // then never reap).
 import { describe, test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import PusherJs from 'pusher-js';
+import type PusherJs from 'pusher-js';
 import { APP, startServer, subscribed, eventually, drained, nextEvent, type TestServer } from '../../helpers/server';
 import { redisSkip, startRedis, startRedisCluster, type RedisClusterInstance } from '../../helpers/redis';
-import { spawnNode } from '../../helpers/nodes';
+import { presenceClient, spawnNode } from '../../helpers/nodes';
 import { masterOf } from '../../helpers/cluster-slots';
 import { parseExposition, rawGet, sampleValue } from '../../helpers/exposition';
 
 /** A pusher-js client on a node in another process, its presence authorized by `signer`'s SDK as `userId`. */
 function clientOn(port: number, signer: TestServer, userId: string): PusherJs {
-  const sdk = signer.sdk();
-  return new PusherJs(APP.key, {
-    cluster: 'local',
-    wsHost: '127.0.0.1',
-    wsPort: port,
-    forceTLS: false,
-    enabledTransports: ['ws'],
-    disableStats: true,
-    channelAuthorization: {
-      customHandler: ({ socketId, channelName }: { socketId: string; channelName: string }, callback: (err: Error | null, data: unknown) => void) =>
-        callback(null, sdk.authorizeChannel(socketId, channelName, { user_id: userId })),
-    } as never,
-  });
+  return presenceClient(port, signer.sdk(), userId);
 }
 
 describe('a cluster on a three-master Redis Cluster: reconnections', { skip: redisSkip() }, () => {
