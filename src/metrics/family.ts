@@ -30,6 +30,8 @@ export abstract class Family {
   values: Float64Array;
   /** Number of series created so far; slots are 0 … size-1. */
   size = 0;
+  /** Series removed so far: their slots stay allocated but print nothing. */
+  removed = 0;
 
   private readonly stride: number;
   private readonly slots = new Map<string, number>();
@@ -76,11 +78,34 @@ export abstract class Family {
     return slot;
   }
 
+  /**
+   * Takes the series with these label values out of every scrape (an app that was removed).
+   * Its slot is never handed out again: work still in flight for the removed series may add to
+   * it, and must not land in another series. A later `series()` of the same labels starts a new
+   * series from zero, as a restarted target's would. Returns false if there was no such series.
+   */
+  remove(labelValues: readonly string[]): boolean {
+    const key = labelValues.length === 1 ? labelValues[0] : JSON.stringify(labelValues);
+    const slot = this.slots.get(key);
+    if (slot === undefined) return false;
+    this.slots.delete(key);
+    const perSeries = this.prefixes.length / this.size;
+    for (let i = 0; i < perSeries; i++) this.prefixes[slot * perSeries + i] = '';
+    this.values.fill(0, slot * this.stride, (slot + 1) * this.stride);
+    this.removed++;
+    return true;
+  }
+
+  /** True while at least one series prints. */
+  get live(): boolean {
+    return this.size > this.removed;
+  }
+
   /** Appends this family's sample lines (not its header) to `out`. */
   write(out: string): string {
     const prefixes = this.prefixes;
     const values = this.values;
-    for (let i = 0; i < this.size; i++) out += prefixes[i] + formatValue(values[i]) + '\n';
+    for (let i = 0; i < this.size; i++) if (prefixes[i] !== '') out += prefixes[i] + formatValue(values[i]) + '\n';
     return out;
   }
 

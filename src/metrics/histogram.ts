@@ -59,6 +59,7 @@ export class Histogram extends Family {
     // Per series: n + 1 bucket prefixes (the last is +Inf), then _sum, then _count.
     for (let s = 0; s < this.size; s++) {
       const p = s * (n + 3);
+      if (prefixes[p] === '') continue;
       const v = s * (n + 2);
       let cumulative = 0;
       for (let i = 0; i <= n; i++) {

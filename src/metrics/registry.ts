@@ -45,7 +45,7 @@ export class Registry {
   }
 
   /**
-   * The scrape body in text format 0.0.4. A family without series prints nothing, not
+   * The scrape body in text format 0.0.4. A family without series (or whose series were all removed) prints nothing, not
    * even HELP and TYPE: a parser drops such a family anyway, and an empty family would
    * only be noise in every scrape until its first series appears.
    */
@@ -53,7 +53,7 @@ export class Registry {
     for (const hook of this.hooks) hook();
     let out = '';
     for (const family of this.families) {
-      if (family.size > 0) out = family.write(out + family.header);
+      if (family.live) out = family.write(out + family.header);
     }
     return out;
   }

@@ -98,3 +98,34 @@ test('collect hooks run before every render, in order', () => {
   assert.equal(r.render(), '# HELP g h\n# TYPE g gauge\ng 2\n');
   assert.deepEqual(calls, ['first', 'second', 'first', 'second']);
 });
+
+test('remove: a removed series prints nothing, its slot is never reused, the same labels start again from zero', () => {
+  const r = new Registry();
+  const c = r.counter({ name: 'x_total', help: 'X.', labelNames: ['app_id'] });
+  const h = r.histogram({ name: 'd_seconds', help: 'D.', labelNames: ['app_id'], buckets: [1] });
+  const a = c.series(['a']);
+  const b = c.series(['b']);
+  c.add(a, 3);
+  c.add(b, 4);
+  h.observe(h.series(['a']), 0.5);
+  h.observe(h.series(['b']), 2);
+  assert.equal(c.remove(['a']), true);
+  assert.equal(h.remove(['a']), true);
+  assert.equal(c.remove(['a']), false, 'a second removal finds nothing');
+  // Work still in flight for the removed app adds to its hidden slot, not to another series.
+  c.add(a, 1);
+  assert.equal(
+    r.render(),
+    '# HELP x_total X.\n# TYPE x_total counter\nx_total{app_id="b"} 4\n' +
+      '# HELP d_seconds D.\n# TYPE d_seconds histogram\n' +
+      'd_seconds_bucket{app_id="b",le="1"} 0\nd_seconds_bucket{app_id="b",le="+Inf"} 1\nd_seconds_sum{app_id="b"} 2\nd_seconds_count{app_id="b"} 1\n',
+  );
+  const again = c.series(['a']);
+  assert.notEqual(again, a);
+  assert.notEqual(again, b);
+  assert.match(r.render(), /^x_total\{app_id="a"\} 0$/m);
+  c.remove(['a']);
+  c.remove(['b']);
+  h.remove(['b']);
+  assert.equal(r.render(), '', 'a family whose series were all removed prints no header either');
+});
