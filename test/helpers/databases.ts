@@ -2,7 +2,8 @@
 // `mariadb-server`), both installed by scripts/test-setup.sh. Each instance gets a fresh data
 // directory in a temp dir and listens on a free 127.0.0.1 port (plus a unix socket inside its temp
 // dir), without flushing to disk (fsync=off; innodb_flush_log_at_trx_commit=2), so it starts in
-// about a second; a killed server still keeps its committed data (a crashed machine would not). Each has a password-authenticated superuser `pws` (password `pws-test`) and a database `pws`.
+// about a second; a killed server still keeps its committed data (a crashed machine would not).
+// Each has a password-authenticated superuser `pws` (password `pws-test`) and a database `pws`.
 // Processes never outlive the test process: stop() shuts them down, and exit hooks kill any still
 // running (every process of an instance, found by its working directory: the data dir) and remove
 // the temp dirs.
