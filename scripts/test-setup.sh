@@ -2,8 +2,10 @@
 # Prepares everything `npm test` needs (run by npm's "pretest", from the repo root):
 #   1. npm dependencies (when node_modules is missing or older than package.json / package-lock.json);
 #   2. the Debian packages `prometheus` (prometheus + promtool), `prometheus-pushgateway`,
-#      `redis-server` and `redis-tools` (redis-cli)
+#      `redis-server`, `redis-tools` (redis-cli), `postgresql` and `mariadb-server`
 #      (as root with apt-get, else with `sudo -n`, else a message: tests then skip, except under CI=true);
+#      with PWS_TEST_SUBSET=node-matrix (the Node 22/24 runs, which leave out the SQL tests, see
+#      scripts/test-files.sh) not postgresql and mariadb-server;
 #   3. a fresh TypeScript build into dist/.
 # Quiet when everything is already present; a warm run takes a few seconds (mostly tsc).
 set -euo pipefail
@@ -38,9 +40,18 @@ fi
 # ---------------------------------------------------------------- 2. Debian packages
 DEB_PACKAGES=(prometheus prometheus-pushgateway redis-server redis-tools)
 DEB_TOOLS=(prometheus promtool prometheus-pushgateway redis-server redis-cli)
+# The real PostgreSQL and MariaDB of the SQL app-store tests (test/helpers/databases.ts). Debian
+# keeps PostgreSQL's initdb and postgres in /usr/lib/postgresql/<major>/bin, off PATH (have_tool
+# looks there); mariadbd is in /usr/sbin, mariadb-install-db in /usr/bin. The Node 22/24 runs
+# (PWS_TEST_SUBSET=node-matrix) leave those tests out, so they do not install them.
+if [ "${PWS_TEST_SUBSET:-all}" != node-matrix ]; then
+  DEB_PACKAGES+=(postgresql mariadb-server)
+  DEB_TOOLS+=(initdb postgres mariadbd mariadb-install-db)
+fi
 
 have_tool() {
-  command -v "$1" >/dev/null 2>&1 || [ -x "/usr/bin/$1" ] || [ -x "/usr/sbin/$1" ] || [ -x "/usr/local/bin/$1" ]
+  command -v "$1" >/dev/null 2>&1 || [ -x "/usr/bin/$1" ] || [ -x "/usr/sbin/$1" ] || [ -x "/usr/local/bin/$1" ] ||
+    compgen -G "/usr/lib/postgresql/*/bin/$1" >/dev/null
 }
 missing_tools() {
   local t out=()
@@ -92,25 +103,39 @@ remove_policy_rc() {
 
 # Stop a packaged daemon if the install started one anyway (our tests start their own
 # instances on free loopback ports and must not collide with, or depend on, these).
-# One line per daemon: name (also its systemd unit), pid file, binary.
+# One line per daemon: name (also its systemd unit), pid file, binary; the last two may be globs.
+# postgresql: the postinst creates the cluster <major>/main (not started) and starts it through
+# invoke-rc.d (pg_ctlcluster); its postmaster writes /run/postgresql/<major>-main.pid.
+# mariadb: the postinst starts it through invoke-rc.d (the init script runs mysqld_safe, which
+# restarts a mariadbd that dies of anything but a clean shutdown: SIGTERM, with time to finish).
 PACKAGED_DAEMONS=(
   "prometheus /run/prometheus/prometheus.pid /usr/bin/prometheus"
   "prometheus-pushgateway /run/prometheus/prometheus-pushgateway.pid /usr/bin/prometheus-pushgateway"
   "redis-server /run/redis/redis-server.pid /usr/bin/redis-server"
+  "postgresql /run/postgresql/*-main.pid /usr/lib/postgresql/*/bin/postgres"
+  "mariadb /run/mysqld/mysqld.pid /usr/sbin/mariadbd"
 )
 
 have_systemd() { [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; }
 
-# Pid of the packaged daemon from its pid file, if that process runs the package's binary
+# True while process $1 runs (a zombie no longer counts: PID 1 in a container may never reap it).
+proc_alive() { [ -r "/proc/$1/stat" ] && ! grep -q ') [ZX] ' "/proc/$1/stat" 2>/dev/null; }
+
+# "pid pidfile" lines for the packaged daemon's pid file(s) whose process runs the package's binary
 # (compared after resolving links: Debian's /usr/bin/redis-server links to redis-check-rdb).
 daemon_pid() {
-  local pidfile="$1" bin="$2" pid exe want
-  [ -r "$pidfile" ] || return 0
-  pid="$(cat "$pidfile" 2>/dev/null || true)"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 0
-  exe="$(readlink -f "/proc/$pid/exe" 2>/dev/null || true)"
-  want="$(readlink -f "$bin" 2>/dev/null || echo "$bin")"
-  [ -n "$exe" ] && [ "$exe" = "$want" ] && echo "$pid"
+  local pidglob="$1" binglob="$2" pidfile bin pid exe want
+  while IFS= read -r pidfile; do
+    [ -r "$pidfile" ] || continue
+    pid="$(head -n1 "$pidfile" 2>/dev/null || true)"
+    [[ "$pid" =~ ^[0-9]+$ ]] || continue
+    exe="$(readlink -f "/proc/$pid/exe" 2>/dev/null || true)"
+    [ -n "$exe" ] || continue
+    while IFS= read -r bin; do
+      want="$(readlink -f "$bin" 2>/dev/null || echo "$bin")"
+      if [ "$exe" = "$want" ]; then echo "$pid $pidfile"; break; fi
+    done < <(compgen -G "$binglob" || echo "$binglob")
+  done < <(compgen -G "$pidglob" || true)
   return 0
 }
 
@@ -132,7 +157,7 @@ note_running_daemons() {
 }
 
 stop_packaged_daemons() {
-  local entry name pidfile bin pid
+  local entry name pidfile bin pid file
   for entry in "${PACKAGED_DAEMONS[@]}"; do
     read -r name pidfile bin <<<"$entry"
     [[ "$DAEMONS_BEFORE" == *" $name "* ]] && continue
@@ -141,14 +166,14 @@ stop_packaged_daemons() {
       log "stopping the $name service started by the package install"
       "${AS_ROOT[@]}" systemctl stop "$name" 2>/dev/null || true
     fi
-    pid="$(daemon_pid "$pidfile" "$bin")"
-    if [ -n "$pid" ]; then
+    while read -r pid file; do
       log "stopping the $name daemon (pid $pid) started by the package install"
       "${AS_ROOT[@]}" kill "$pid" 2>/dev/null || true
-      for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-      "${AS_ROOT[@]}" kill -9 "$pid" 2>/dev/null || true
-      "${AS_ROOT[@]}" rm -f "$pidfile" 2>/dev/null || true
-    fi
+      # Up to 15 s: a clean shutdown (PostgreSQL, MariaDB) may take a few seconds.
+      for _ in $(seq 30); do proc_alive "$pid" || break; sleep 0.5; done
+      if proc_alive "$pid"; then "${AS_ROOT[@]}" kill -9 "$pid" 2>/dev/null || true; fi
+      "${AS_ROOT[@]}" rm -f "$file" 2>/dev/null || true
+    done < <(daemon_pid "$pidfile" "$bin")
   done
 }
 
