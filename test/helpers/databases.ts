@@ -500,8 +500,10 @@ export async function startPostgres(): Promise<PostgresInstance> {
       const r = await client.query(sql, params as any[]);
       return r.rows;
     } finally {
-      // end() waits for the server, which may be paused or gone: do not wait long.
+      // end() waits for the server, which may be paused or gone: do not wait long, and never leave
+      // the socket open (a half-closed one would keep the test process alive while the server is paused).
       await Promise.race([client.end().catch(() => undefined), sleep(1000)]);
+      (client as any).connection?.stream?.destroy?.();
     }
   };
 
@@ -613,7 +615,10 @@ export async function startMariadb(): Promise<MariadbInstance> {
       const [rows] = await conn.query({ sql, timeout: 10000 }, params);
       return rows;
     } finally {
+      // mysql2's destroy() only half-closes the socket and waits for the server's FIN: a paused
+      // server would keep it (and the test process) alive. Destroy the socket itself too.
       conn.destroy();
+      (conn as any).connection?.stream?.destroy?.();
     }
   };
   const asPws = (port: number, database: string): mysql.ConnectionOptions => ({ host: HOST, port, user: USER, password: PASSWORD, database });
