@@ -48,7 +48,8 @@ export interface SqlInstance {
   /**
    * Sends `signal` (default SIGKILL) to every process of the server. For SIGKILL, SIGTERM, SIGINT and
    * SIGQUIT, resolves once they have all exited (the port then refuses connections; restart() brings
-   * it back); for other signals, at once.
+   * it back); for other signals, at once. Mind PostgreSQL's meanings: SIGTERM is a smart shutdown
+   * (waits for clients to disconnect; rejects after 30 s), SIGINT a fast one, SIGQUIT an immediate one.
    */
   kill(signal?: NodeJS.Signals): Promise<void>;
   /** SIGSTOP to every process: connections and queries hang (not refused) until resume(). */
