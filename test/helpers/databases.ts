@@ -48,7 +48,8 @@ export interface SqlInstance {
   /**
    * Sends `signal` (default SIGKILL) to every process of the server. For SIGKILL, SIGTERM, SIGINT and
    * SIGQUIT, resolves once they have all exited (the port then refuses connections; restart() brings
-   * it back); for other signals, at once.
+   * it back); for other signals, at once. Mind PostgreSQL's meanings: SIGTERM is a smart shutdown
+   * (waits for clients to disconnect; rejects after 30 s), SIGINT a fast one, SIGQUIT an immediate one.
    */
   kill(signal?: NodeJS.Signals): Promise<void>;
   /** SIGSTOP to every process: connections and queries hang (not refused) until resume(). */
@@ -500,8 +501,10 @@ export async function startPostgres(): Promise<PostgresInstance> {
       const r = await client.query(sql, params as any[]);
       return r.rows;
     } finally {
-      // end() waits for the server, which may be paused or gone: do not wait long.
+      // end() waits for the server, which may be paused or gone: do not wait long, and never leave
+      // the socket open (a half-closed one would keep the test process alive while the server is paused).
       await Promise.race([client.end().catch(() => undefined), sleep(1000)]);
+      (client as any).connection?.stream?.destroy?.();
     }
   };
 
@@ -613,7 +616,10 @@ export async function startMariadb(): Promise<MariadbInstance> {
       const [rows] = await conn.query({ sql, timeout: 10000 }, params);
       return rows;
     } finally {
+      // mysql2's destroy() only half-closes the socket and waits for the server's FIN: a paused
+      // server would keep it (and the test process) alive. Destroy the socket itself too.
       conn.destroy();
+      (conn as any).connection?.stream?.destroy?.();
     }
   };
   const asPws = (port: number, database: string): mysql.ConnectionOptions => ({ host: HOST, port, user: USER, password: PASSWORD, database });
