@@ -25,7 +25,7 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createClient } from 'redis';
-import type { AppState } from '../src/apps';
+import type { AppState } from '../src/apps/app-state';
 import { Keys } from '../src/cluster/keys';
 import { APP, BATCH, CHANNEL, contenderSpecs, pwsSender } from './fanout';
 import {

@@ -1,11 +1,13 @@
 import { ListenError, OptionsError } from './protocol/errors';
 import { OPTION_SPECS, loadOptions } from './options';
 import { Server } from './server';
+import { APPS_USAGE, appsCommand } from './apps/cli';
 
 const USAGE = `Usage: pws-server <command> [options]
 
 Commands:
   start            Start the server (default port 6001, one default app).
+  apps             Manage apps in a database (APP_MANAGER_DRIVER postgres or mysql): pws-server apps --help.
 
 Options:
   --config <file>  JSON file with options (same names as the environment variables) and an "apps" array.
@@ -34,10 +36,11 @@ export async function main(argv: string[]): Promise<number | null> {
   const command = args[0] !== undefined && !args[0].startsWith('-') ? args.shift() : undefined;
   let configPath: string | undefined;
   const env = { ...process.env };
+  const positional: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     if (arg === '-h' || arg === '--help') {
-      console.log(command === 'start' ? startHelp() : USAGE);
+      console.log(command === 'start' ? startHelp() : command === 'apps' ? APPS_USAGE : USAGE);
       return 0;
     } else if (arg === '-v' || arg === '--version') {
       console.log(require('../../package.json').version);
@@ -51,10 +54,13 @@ export async function main(argv: string[]): Promise<number | null> {
       configPath = arg.slice('--config='.length);
     } else if (arg.startsWith('--port=')) {
       env.PORT = arg.slice('--port='.length);
+    } else if (command === 'apps' && !arg.startsWith('-')) {
+      positional.push(arg);
     } else {
       return fail(`unknown option ${arg} (see pws-server --help)`);
     }
   }
+  if (command === 'apps') return apps(positional, env, configPath);
   if (command !== 'start') return fail(command === undefined ? 'missing command: use "pws-server start"' : `unknown command "${command}" (see pws-server --help)`);
 
   let server: Server;
@@ -91,6 +97,15 @@ export async function main(argv: string[]): Promise<number | null> {
     throw err;
   }
   return null;
+}
+
+async function apps(args: string[], env: NodeJS.ProcessEnv, configPath: string | undefined): Promise<number> {
+  try {
+    return await appsCommand(args, loadOptions(env, configPath), (line) => console.log(line));
+  } catch (err) {
+    if (err instanceof OptionsError) return fail(err.message);
+    return fail(`apps: ${(err as Error)?.message ?? err}`);
+  }
 }
 
 function fail(message: string): number {

@@ -27,6 +27,14 @@ export interface AppConfig {
   webhooks: WebhookConfig[];
   /** Signed-in users get the online status of their `user_data.watchlist` (docs/pusher-features.md). */
   enableWatchlistEvents: boolean;
+  /** The limits below default to the server-wide options of the same meaning (PRESENCE_MAX_MEMBERS…). */
+  maxPresenceMembersPerChannel: number;
+  maxPresenceMemberSizeInKb: number;
+  maxChannelNameLength: number;
+  maxEventChannelsAtOnce: number;
+  maxEventNameLength: number;
+  maxEventPayloadInKb: number;
+  maxEventBatchSize: number;
 }
 
 /** Everything the server reads from its environment and config file, typed and validated. */
@@ -81,7 +89,31 @@ export interface Options {
   redisSentinelPassword: string;
   webhooksBatching: boolean;
   webhooksBatchingDurationMs: number;
+  appManagerDriver: AppManagerDriver;
+  appManagerCacheTtlSeconds: number;
+  postgresHost: string;
+  postgresPort: number;
+  postgresUsername: string;
+  postgresPassword: string;
+  postgresDatabase: string;
+  postgresSsl: SqlSsl;
+  postgresTable: string;
+  mysqlHost: string;
+  mysqlPort: number;
+  mysqlUsername: string;
+  mysqlPassword: string;
+  mysqlDatabase: string;
+  mysqlSsl: SqlSsl;
+  mysqlTable: string;
 }
+
+/** Valid values of APP_MANAGER_DRIVER. */
+export const APP_MANAGER_DRIVERS = ['config', 'postgres', 'mysql'] as const;
+export type AppManagerDriver = (typeof APP_MANAGER_DRIVERS)[number];
+
+/** Valid values of DB_POSTGRES_SSL and DB_MYSQL_SSL: off, TLS without checking the certificate, TLS checked against the system's CAs. */
+export const SQL_SSL_MODES = ['off', 'on', 'verify'] as const;
+export type SqlSsl = (typeof SQL_SSL_MODES)[number];
 
 /** Valid values of ADAPTER_DRIVER. */
 export const ADAPTER_DRIVERS = ['local', 'redis'] as const;
@@ -91,7 +123,7 @@ export type AdapterDriver = (typeof ADAPTER_DRIVERS)[number];
 export const METRICS_DRIVERS = ['prometheus', 'pushgateway'] as const;
 export type MetricsDriver = (typeof METRICS_DRIVERS)[number];
 
-type Kind = 'int' | 'percent' | 'bool' | 'string' | 'url' | 'driver' | 'adapter' | 'metricPrefix' | 'webhooks';
+type Kind = 'int' | 'percent' | 'bool' | 'string' | 'url' | 'driver' | 'adapter' | 'metricPrefix' | 'webhooks' | 'appManager' | 'sqlSsl' | 'table';
 
 interface Spec {
   env: string;
@@ -178,6 +210,22 @@ export const OPTION_SPECS: readonly Spec[] = [
   { env: 'DB_REDIS_SENTINEL_PASSWORD', key: 'redisSentinelPassword', kind: 'string', default: '', help: 'Password of the Sentinels themselves.' },
   { env: 'WEBHOOKS_BATCHING', key: 'webhooksBatching', kind: 'bool', default: 'true', help: 'Send up to 20 webhook events per POST (per app and URL); false sends one event per POST.' },
   { env: 'WEBHOOKS_BATCHING_DURATION', key: 'webhooksBatchingDurationMs', kind: 'int', default: '250', min: 0, help: 'Milliseconds a webhook event waits for others to share its POST (with WEBHOOKS_BATCHING).' },
+  { env: 'APP_MANAGER_DRIVER', key: 'appManagerDriver', kind: 'appManager', default: 'config', help: `Where apps come from: ${APP_MANAGER_DRIVERS.join(', ')}. config: the config file's apps, or the DEFAULT_APP_* one. postgres, mysql: a table of apps, changed while running with "pws-server apps" (docs/apps.md).` },
+  { env: 'APP_MANAGER_CACHE_TTL', key: 'appManagerCacheTtlSeconds', kind: 'int', default: '10', min: 1, max: Math.floor(MAX_TIMER_MS / 1000), help: 'Seconds between reloads of the apps table: a row changed by plain SQL is seen within this time (changes made with "pws-server apps" within a second). Unknown keys are remembered as unknown for as long.' },
+  { env: 'DB_POSTGRES_HOST', key: 'postgresHost', kind: 'string', default: '127.0.0.1', help: 'PostgreSQL host (APP_MANAGER_DRIVER=postgres).' },
+  { env: 'DB_POSTGRES_PORT', key: 'postgresPort', kind: 'int', default: '5432', min: 1, max: 65535, help: 'PostgreSQL port.' },
+  { env: 'DB_POSTGRES_USERNAME', key: 'postgresUsername', kind: 'string', default: 'postgres', help: 'PostgreSQL user.' },
+  { env: 'DB_POSTGRES_PASSWORD', key: 'postgresPassword', kind: 'string', default: '', help: 'PostgreSQL password.' },
+  { env: 'DB_POSTGRES_DATABASE', key: 'postgresDatabase', kind: 'string', default: 'pws', help: 'PostgreSQL database holding the apps table.' },
+  { env: 'DB_POSTGRES_SSL', key: 'postgresSsl', kind: 'sqlSsl', default: 'off', help: 'TLS to PostgreSQL: off, on (encrypted, certificate not checked) or verify (checked against the system CAs and NODE_EXTRA_CA_CERTS).' },
+  { env: 'APP_MANAGER_POSTGRES_TABLE', key: 'postgresTable', kind: 'table', default: 'apps', help: 'Table of apps in PostgreSQL (schema.table allowed).' },
+  { env: 'DB_MYSQL_HOST', key: 'mysqlHost', kind: 'string', default: '127.0.0.1', help: 'MySQL or MariaDB host (APP_MANAGER_DRIVER=mysql).' },
+  { env: 'DB_MYSQL_PORT', key: 'mysqlPort', kind: 'int', default: '3306', min: 1, max: 65535, help: 'MySQL or MariaDB port.' },
+  { env: 'DB_MYSQL_USERNAME', key: 'mysqlUsername', kind: 'string', default: 'root', help: 'MySQL or MariaDB user.' },
+  { env: 'DB_MYSQL_PASSWORD', key: 'mysqlPassword', kind: 'string', default: '', help: 'MySQL or MariaDB password.' },
+  { env: 'DB_MYSQL_DATABASE', key: 'mysqlDatabase', kind: 'string', default: 'pws', help: 'MySQL or MariaDB database holding the apps table.' },
+  { env: 'DB_MYSQL_SSL', key: 'mysqlSsl', kind: 'sqlSsl', default: 'off', help: 'TLS to MySQL or MariaDB: off, on (encrypted, certificate not checked) or verify.' },
+  { env: 'APP_MANAGER_MYSQL_TABLE', key: 'mysqlTable', kind: 'table', default: 'apps', help: 'Table of apps in MySQL or MariaDB (database.table allowed).' },
 ];
 
 const APP_FIELDS: Record<keyof AppConfig, Kind> = {
@@ -194,7 +242,25 @@ const APP_FIELDS: Record<keyof AppConfig, Kind> = {
   enableSubscriptionCount: 'bool',
   webhooks: 'webhooks',
   enableWatchlistEvents: 'bool',
+  maxPresenceMembersPerChannel: 'int',
+  maxPresenceMemberSizeInKb: 'int',
+  maxChannelNameLength: 'int',
+  maxEventChannelsAtOnce: 'int',
+  maxEventNameLength: 'int',
+  maxEventPayloadInKb: 'int',
+  maxEventBatchSize: 'int',
 };
+
+/** Each app's limits that default to a server-wide option, and that option. */
+export const APP_LIMIT_DEFAULTS = {
+  maxPresenceMembersPerChannel: 'presenceMaxMembers',
+  maxPresenceMemberSizeInKb: 'presenceMaxMemberSizeInKb',
+  maxChannelNameLength: 'channelMaxNameLength',
+  maxEventChannelsAtOnce: 'eventMaxChannelsAtOnce',
+  maxEventNameLength: 'eventMaxNameLength',
+  maxEventPayloadInKb: 'eventMaxSizeInKb',
+  maxEventBatchSize: 'eventMaxBatchSize',
+} as const satisfies Partial<Record<keyof AppConfig, keyof Options>>;
 
 // An empty secret lets anyone sign requests; an empty id or key can never be addressed.
 const CREDENTIALS = ['id', 'key', 'secret'];
@@ -231,6 +297,7 @@ export function loadOptions(env: NodeJS.ProcessEnv = process.env, configPath?: s
       out[spec.key] = value;
     }
   }
+  for (const [field, option] of Object.entries(APP_LIMIT_DEFAULTS)) defaultApp[field] = out[option];
   if (out.pushgatewayInstance === undefined) out.pushgatewayInstance = `${hostname()}:${out.port}`;
   // One port cannot carry both listeners: say so, rather than fail to bind it as if another process held it.
   if (out.metricsServerPort !== 0 && out.metricsServerPort === out.port) {
@@ -353,7 +420,7 @@ function parseApps(value: unknown, path: string, defaults: Record<string, unknow
         if (CREDENTIALS.includes(field)) throw new OptionsError(`${where}: "${field}" is required`);
         app[field] = defaults[field];
       } else {
-        app[field] = parseValue(raw, kind, `${where} field "${field}"`, field.startsWith('max') ? -1 : undefined);
+        app[field] = parseValue(raw, kind, `${where} field "${field}"`, minimumOf(field as keyof AppConfig));
         if (app[field] === '' && CREDENTIALS.includes(field)) throw new OptionsError(`${where}: "${field}" must not be empty`);
       }
     }
@@ -363,6 +430,12 @@ function parseApps(value: unknown, path: string, defaults: Record<string, unknow
     keys.add(app.key as string);
     return app as unknown as AppConfig;
   });
+}
+
+/** The least value an app's numeric field takes: -1 (no limit) for rates and quotas, 1 for the limits with a server-wide default. */
+export function minimumOf(field: keyof AppConfig): number | undefined {
+  if (Object.hasOwn(APP_LIMIT_DEFAULTS, field)) return 1;
+  return field.startsWith('max') ? -1 : undefined;
 }
 
 function parseValue(raw: unknown, kind: Kind, origin: string, min?: number, max?: number): unknown {
@@ -417,5 +490,21 @@ function parseValue(raw: unknown, kind: Kind, origin: string, min?: number, max?
       return text;
     case 'webhooks':
       return parseWebhooks(text, origin);
+    case 'appManager':
+      if (typeof text !== 'string' || !(APP_MANAGER_DRIVERS as readonly string[]).includes(text)) {
+        throw new OptionsError(`${origin}: unknown app manager driver ${JSON.stringify(raw)} (valid: ${APP_MANAGER_DRIVERS.join(', ')})`);
+      }
+      return text;
+    case 'sqlSsl':
+      if (typeof text !== 'string' || !(SQL_SSL_MODES as readonly string[]).includes(text)) {
+        throw new OptionsError(`${origin}: expected ${SQL_SSL_MODES.join(', ')}, got ${JSON.stringify(raw)}`);
+      }
+      return text;
+    case 'table':
+      // Put into SQL as an identifier: only plain names can be quoted safely on both databases.
+      if (typeof text !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$/.test(text)) {
+        throw new OptionsError(`${origin}: expected a table name (letters, digits and _, optionally schema.table), got ${JSON.stringify(raw)}`);
+      }
+      return text;
   }
 }

@@ -1,5 +1,8 @@
 import { ActivityMonitor } from './ws/activity';
-import { Apps } from './apps';
+import { Apps } from './apps/apps';
+import { AppSync } from './apps/app-sync';
+import type { SqlAppStore } from './apps/sql/sql-store';
+import { StoreMetrics } from './apps/store-metrics';
 import type { Broadcaster, ChannelState } from './adapter/adapter';
 import { LocalCacheStore, type CacheStore } from './adapter/cache-store';
 import { LocalChannelState } from './adapter/local-state';
@@ -40,6 +43,8 @@ export class Server {
   private readonly fanOut: FanOut;
   private readonly cluster: RedisAdapter | null;
   private readonly counts: SubscriptionCounts | null;
+  /** Apps from a database (APP_MANAGER_DRIVER postgres or mysql); null with the config file's. */
+  private readonly sync: AppSync | null;
   private readonly webhooks: Webhooks | null;
   private readonly watchlist: Watchlist;
   private activity: ActivityMonitor | null = null;
@@ -57,35 +62,42 @@ export class Server {
     log?: Log,
   ) {
     this.log = log ?? new Log(options.debug);
-    this.apps = new Apps(options.apps);
+    // Apps from a database start empty and come with start(); every part below that keeps
+    // per-app state watches the apps, so one added while running gets what one from the file has.
+    const fromStore = options.appManagerDriver !== 'config';
+    this.apps = new Apps(fromStore ? [] : options.apps);
     this.app = options.sslCert !== '' ? uws.SSLApp({ cert_file_name: options.sslCert, key_file_name: options.sslKey, passphrase: options.sslPass }) : uws.App();
     this.metrics = options.metricsEnabled ? new PwsMetrics({ prefix: options.metricsPrefix, port: options.port, memoryThresholdPercent: options.acceptTrafficMemoryThreshold }) : null;
     this.metrics?.addApps(this.apps);
     if (this.metrics !== null && options.metricsDriver === 'pushgateway') this.pushgateway = new PushgatewayDriver(this.metrics, options, this.log);
     this.fanOut = new FanOut(this.app, this.metrics);
-    this.webhooks = Webhooks.forApps(this.apps, options, this.metrics, this.log);
+    this.webhooks = Webhooks.forApps(this.apps, options, this.metrics, this.log, fromStore);
+    this.sync = fromStore
+      ? new AppSync({ apps: this.apps, store: loadSqlStore().open(options), fanOut: this.fanOut, log: this.log, metrics: this.metrics && new StoreMetrics(this.metrics), ttlMs: options.appManagerCacheTtlSeconds * 1000 })
+      : null;
     const events = channelEventsOf([...(options.debug ? [new ChannelEventLog(this.log)] : []), ...(this.webhooks ? [this.webhooks] : [])]);
     // The local adapter is the FanOut and this node's own counts: no connection, no extra work.
     this.cluster = options.adapterDriver === 'redis' ? new (loadRedisAdapter())(options, this.apps, this.fanOut, events, this.metrics, this.log) : null;
     if (this.cluster !== null) this.webhooks?.keepIn(this.cluster.webhookQueues());
     const broadcaster: Broadcaster = this.cluster?.broadcaster ?? this.fanOut;
     const state: ChannelState = this.cluster?.state ?? new LocalChannelState();
-    const limited = options.apps.some((a) => a.maxConnections >= 0 || a.maxBackendEventsPerSecond >= 0 || a.maxClientEventsPerSecond >= 0 || a.maxReadRequestsPerSecond >= 0);
+    const limited = fromStore || options.apps.some((a) => a.maxConnections >= 0 || a.maxBackendEventsPerSecond >= 0 || a.maxClientEventsPerSecond >= 0 || a.maxReadRequestsPerSecond >= 0);
     const refusals = this.metrics !== null && limited ? new Refusals(this.metrics, this.apps) : null;
-    const localLimiter = new LocalRateLimiter(this.apps);
+    const localLimiter = new LocalRateLimiter();
     const limiter: RateLimiter = options.rateLimiterDriver === 'redis' ? this.cluster!.rateLimiter(localLimiter) : localLimiter;
     this.webhooks?.checkHeldAgainst(state);
     this.watchlist = new Watchlist(this.apps, this.fanOut, broadcaster, state, this.metrics, this.log);
     const users = new Users(this.fanOut, broadcaster, this.watchlist);
     const cache: CacheStore = this.cluster?.cacheStore() ?? new LocalCacheStore();
     const extras = this.metrics === null ? null : new ExtrasMetrics(this.metrics, this.apps);
-    this.counts = options.apps.some((a) => a.enableSubscriptionCount)
+    this.counts = fromStore || options.apps.some((a) => a.enableSubscriptionCount)
       ? new SubscriptionCounts(broadcaster, state, events, this.log, extras === null ? null : (app) => extras.countFrameSent(app))
       : null;
     const channels = new Channels({ options, fanOut: this.fanOut, broadcaster, state, cache, counts: this.counts, events, metrics: extras, log: this.log });
 
     this.app.ws('/app/:key', wsBehavior({
       apps: this.apps,
+      lookup: this.sync,
       options,
       fanOut: this.fanOut,
       broadcaster,
@@ -98,7 +110,7 @@ export class Server {
       log: this.log,
       admissionRefusal: () => this.admissionRefusal(),
     }));
-    registerHttpApi(this.app, { apps: this.apps, options, broadcaster, state, limiter, refusals, cache, metrics: this.metrics, log: this.log, outbox: this.cluster?.outbox ?? null });
+    registerHttpApi(this.app, { apps: this.apps, lookup: this.sync, options, broadcaster, state, limiter, refusals, cache, metrics: this.metrics, log: this.log, outbox: this.cluster?.outbox ?? null });
     registerHealth(this.app, { closing: () => this.closing, memoryThresholdPercent: options.acceptTrafficMemoryThreshold });
     if (this.metrics !== null && options.metricsServerPort !== 0) {
       this.metricsApp = uws.App();
@@ -130,7 +142,10 @@ export class Server {
       this.listenSockets = [];
       throw err;
     }
+    // Before the cluster's first beat, so that it covers every app this node serves.
+    await this.sync?.start();
     await this.cluster?.start(this.watchlist, this.counts);
+    if (this.sync !== null && this.options.appManagerDriver === 'mysql') this.cluster?.watchAppChanges((id) => this.sync!.changed(id));
     this.activity = new ActivityMonitor(this.apps, this.options, this.fanOut);
     this.memory = new MemoryWatch(this.options.acceptTrafficMemoryThreshold);
     this.pushgateway?.start();
@@ -175,6 +190,7 @@ export class Server {
     else await this.webhooks?.stop();
     // After the sockets closed: the last push shows the final counts and zero connections.
     await this.pushgateway?.stop();
+    await this.sync?.stop();
     this.metrics?.stop();
     this.log.info('pws-server stopped');
   }
@@ -186,6 +202,11 @@ export class Server {
     }
     return null;
   }
+}
+
+// Loaded only for APP_MANAGER_DRIVER postgres or mysql: with the config file, neither database client is.
+function loadSqlStore(): typeof SqlAppStore {
+  return (require('./apps/sql/sql-store') as typeof import('./apps/sql/sql-store')).SqlAppStore;
 }
 
 // Loaded only for ADAPTER_DRIVER=redis: a single node never pays for the Redis client's code.

@@ -79,7 +79,7 @@ describe('environment variables', () => {
       assert.deepEqual(valueOf(options, spec), expected, spec.env);
     }
     assert.deepEqual(options.apps, [
-      { id: 'app-id', key: 'app-key', secret: 'app-secret', maxConnections: -1, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: false, enabled: true, userAuthentication: false, enableSubscriptionCount: false, webhooks: [], enableWatchlistEvents: false },
+      { id: 'app-id', key: 'app-key', secret: 'app-secret', maxConnections: -1, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: false, enabled: true, userAuthentication: false, enableSubscriptionCount: false, webhooks: [], enableWatchlistEvents: false, maxPresenceMembersPerChannel: 100, maxPresenceMemberSizeInKb: 2, maxChannelNameLength: 200, maxEventChannelsAtOnce: 100, maxEventNameLength: 200, maxEventPayloadInKb: 100, maxEventBatchSize: 10 },
     ]);
   });
 
@@ -254,7 +254,7 @@ describe('environment variables', () => {
       DEFAULT_APP_ENABLE_WATCHLIST_EVENTS: 'true',
     });
     const webhooks = [{ url: 'http://h/w', eventTypes: ['client_event'], headers: {}, channelNameStartsWith: '', channelNameEndsWith: '' }];
-    assert.deepEqual(options.apps, [{ id: 'my-id', key: 'my-key', secret: 'my-secret', maxConnections: 10, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: true, enabled: false, userAuthentication: true, enableSubscriptionCount: false, webhooks, enableWatchlistEvents: true }]);
+    assert.deepEqual(options.apps, [{ id: 'my-id', key: 'my-key', secret: 'my-secret', maxConnections: 10, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: true, enabled: false, userAuthentication: true, enableSubscriptionCount: false, webhooks, enableWatchlistEvents: true, maxPresenceMembersPerChannel: 100, maxPresenceMemberSizeInKb: 2, maxChannelNameLength: 200, maxEventChannelsAtOnce: 100, maxEventNameLength: 200, maxEventPayloadInKb: 100, maxEventBatchSize: 10 }]);
   });
 });
 
@@ -282,8 +282,8 @@ describe('config file', () => {
     });
     const o = loadOptions({ DEFAULT_APP_MAX_CONNS: '100' }, path);
     assert.deepEqual(o.apps, [
-      { id: 'a', key: 'key-a', secret: 'secret-a', maxConnections: 100, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: true, enabled: true, userAuthentication: false, enableSubscriptionCount: false, webhooks: [], enableWatchlistEvents: false },
-      { id: 'b', key: 'key-b', secret: 'secret-b', maxConnections: 5, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: false, enabled: false, userAuthentication: true, enableSubscriptionCount: false, webhooks: [], enableWatchlistEvents: true },
+      { id: 'a', key: 'key-a', secret: 'secret-a', maxConnections: 100, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: true, enabled: true, userAuthentication: false, enableSubscriptionCount: false, webhooks: [], enableWatchlistEvents: false, maxPresenceMembersPerChannel: 100, maxPresenceMemberSizeInKb: 2, maxChannelNameLength: 200, maxEventChannelsAtOnce: 100, maxEventNameLength: 200, maxEventPayloadInKb: 100, maxEventBatchSize: 10 },
+      { id: 'b', key: 'key-b', secret: 'secret-b', maxConnections: 5, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: false, enabled: false, userAuthentication: true, enableSubscriptionCount: false, webhooks: [], enableWatchlistEvents: true, maxPresenceMembersPerChannel: 100, maxPresenceMemberSizeInKb: 2, maxChannelNameLength: 200, maxEventChannelsAtOnce: 100, maxEventNameLength: 200, maxEventPayloadInKb: 100, maxEventBatchSize: 10 },
     ]);
   });
 
@@ -325,7 +325,7 @@ describe('config file', () => {
     ['an app with an empty secret', { apps: [{ id: 'a', key: 'k', secret: ' ' }] }, (p) => `apps[0] in ${p}: "secret" must not be empty`],
     ['an app with an empty id', { apps: [{ id: '', key: 'k', secret: 's' }] }, (p) => `apps[0] in ${p}: "id" must not be empty`],
     ['an app with a numeric id', { apps: [{ id: 1, key: 'k', secret: 's' }] }, (p) => `apps[0] in ${p} field "id": expected a string, got 1`],
-    ['an app with an unknown field', { apps: [{ id: 'a', key: 'k', secret: 's', max_connections: 1 }] }, (p) => `apps[0] in ${p}: unknown field "max_connections" (valid: id, key, secret, maxConnections, maxBackendEventsPerSecond, maxClientEventsPerSecond, maxReadRequestsPerSecond, enableClientMessages, enabled, userAuthentication, enableSubscriptionCount, webhooks, enableWatchlistEvents)`],
+    ['an app with an unknown field', { apps: [{ id: 'a', key: 'k', secret: 's', max_connections: 1 }] }, (p) => `apps[0] in ${p}: unknown field "max_connections" (valid: id, key, secret, maxConnections, maxBackendEventsPerSecond, maxClientEventsPerSecond, maxReadRequestsPerSecond, enableClientMessages, enabled, userAuthentication, enableSubscriptionCount, webhooks, enableWatchlistEvents, maxPresenceMembersPerChannel, maxPresenceMemberSizeInKb, maxChannelNameLength, maxEventChannelsAtOnce, maxEventNameLength, maxEventPayloadInKb, maxEventBatchSize)`],
     ['an app with a bad maxConnections', { apps: [{ id: 'a', key: 'k', secret: 's', maxConnections: -2 }] }, (p) => `apps[0] in ${p} field "maxConnections": must be at least -1, got -2`],
     ['an app with a bad boolean', { apps: [{ id: 'a', key: 'k', secret: 's', enabled: 'yes' }] }, (p) => `apps[0] in ${p} field "enabled": expected true, false, 1 or 0, got "yes"`],
     [
@@ -348,7 +348,7 @@ describe('config file', () => {
       const top = configFile(`{"PORT": 7001, ${JSON.stringify(name)}: 1}`);
       refuses({}, `--config ${top}: unknown option "${name}" (see pws-server start --help)`, top);
       const app = configFile(`{"apps": [{"id": "a", "key": "k", "secret": "s", ${JSON.stringify(name)}: 1}]}`);
-      refuses({}, `apps[0] in ${app}: unknown field "${name}" (valid: id, key, secret, maxConnections, maxBackendEventsPerSecond, maxClientEventsPerSecond, maxReadRequestsPerSecond, enableClientMessages, enabled, userAuthentication, enableSubscriptionCount, webhooks, enableWatchlistEvents)`, app);
+      refuses({}, `apps[0] in ${app}: unknown field "${name}" (valid: id, key, secret, maxConnections, maxBackendEventsPerSecond, maxClientEventsPerSecond, maxReadRequestsPerSecond, enableClientMessages, enabled, userAuthentication, enableSubscriptionCount, webhooks, enableWatchlistEvents, maxPresenceMembersPerChannel, maxPresenceMemberSizeInKb, maxChannelNameLength, maxEventChannelsAtOnce, maxEventNameLength, maxEventPayloadInKb, maxEventBatchSize)`, app);
     }
   });
 
@@ -378,6 +378,12 @@ describe('docs/configuration.md', () => {
         return 'metric name prefix';
       case 'webhooks':
         return 'JSON array';
+      case 'appManager':
+        return 'config, postgres or mysql';
+      case 'sqlSsl':
+        return 'off, on or verify';
+      case 'table':
+        return 'table name';
       default:
         return 'string';
     }

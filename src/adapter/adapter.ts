@@ -1,6 +1,6 @@
 // The two seams between the channel rules and where state and subscribers live: one node
 // (fan-out.ts, local-state.ts) or many nodes on Redis (src/cluster/).
-import type { AppState } from '../apps';
+import type { AppState } from '../apps/app-state';
 import type { Socket } from '../ws/socket';
 
 /** Delivers frames to a channel's subscribers on every node. */

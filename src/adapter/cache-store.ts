@@ -1,4 +1,4 @@
-import type { AppState } from '../apps';
+import type { AppState } from '../apps/app-state';
 
 /** How long a cache channel keeps its last event (Pusher: 30 minutes). */
 export const CACHE_TTL_MS = 30 * 60 * 1000;

@@ -1,4 +1,4 @@
-import type { AppState } from '../apps';
+import type { AppState } from '../apps/app-state';
 import type { PwsMetrics } from '../metrics/pws-metrics';
 import { ErrorCode } from '../protocol/errors';
 import { errorFrame } from '../protocol/frames';

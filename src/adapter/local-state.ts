@@ -1,4 +1,4 @@
-import type { AppState } from '../apps';
+import type { AppState } from '../apps/app-state';
 import type { ChannelState, ChannelSummary, JoinEdges, LeaveEdges, MemberJoin, OnlineState } from './adapter';
 
 /**

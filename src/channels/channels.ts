@@ -1,4 +1,4 @@
-import type { AppState, Channel } from '../apps';
+import type { AppState, Channel } from '../apps/app-state';
 import type { Broadcaster, ChannelState, JoinEdges, LeaveEdges } from '../adapter/adapter';
 import type { FanOut } from '../adapter/fan-out';
 import type { CacheStore } from '../adapter/cache-store';
@@ -43,14 +43,13 @@ export class Channels {
   subscribe(ws: Socket, data: unknown): void | Promise<void> {
     const socket = ws.getUserData();
     const app = socket.app;
-    const { options } = this.ctx;
     const name = requireString(data, 'channel', 'pusher:subscribe');
     if (name.startsWith(USER_CHANNEL_PREFIX)) {
       this.confirmUserChannel(ws, name);
       return;
     }
-    if (!validChannelName(name, options.channelMaxNameLength)) {
-      throw new PusherError(null, `Invalid channel name "${name.slice(0, 210)}": use at most ${options.channelMaxNameLength} of a-z A-Z 0-9 _ - = @ , . ;`);
+    if (!validChannelName(name, app.config.maxChannelNameLength)) {
+      throw new PusherError(null, `Invalid channel name "${name.slice(0, 210)}": use at most ${app.config.maxChannelNameLength} of a-z A-Z 0-9 _ - = @ , . ;`);
     }
     const kind = channelKind(name);
     const auth = optionalString(data, 'auth', 'pusher:subscribe');
@@ -99,7 +98,6 @@ export class Channels {
   }
 
   private joinPresence(ws: Socket, socket: SocketData, name: string, channelData: string): void | Promise<void> {
-    const { options } = this.ctx;
     let parsed: unknown;
     try {
       parsed = JSON.parse(channelData);
@@ -112,12 +110,12 @@ export class Channels {
     }
     const userId = String(userIdRaw);
     const info = (parsed as Record<string, unknown>).user_info ?? null;
-    if (info !== null && memberInfoBytes(name, info) > options.presenceMaxMemberSizeInKb * 1024) {
-      throw new SubscriptionError(name, 'LimitReached', `Presence member info is larger than ${options.presenceMaxMemberSizeInKb} KB`, 4100);
+    if (info !== null && memberInfoBytes(name, info) > socket.app.config.maxPresenceMemberSizeInKb * 1024) {
+      throw new SubscriptionError(name, 'LimitReached', `Presence member info is larger than ${socket.app.config.maxPresenceMemberSizeInKb} KB`, 4100);
     }
     const existing = socket.app.channels.get(name)?.members;
-    if (existing !== undefined && existing !== null && !existing.has(userId) && existing.size >= options.presenceMaxMembers) {
-      throw new SubscriptionError(name, 'LimitReached', presenceFull(name, options.presenceMaxMembers), 4100);
+    if (existing !== undefined && existing !== null && !existing.has(userId) && existing.size >= socket.app.config.maxPresenceMembersPerChannel) {
+      throw new SubscriptionError(name, 'LimitReached', presenceFull(name, socket.app.config.maxPresenceMembersPerChannel), 4100);
     }
 
     const channel = this.attach(ws, socket, name, userId);
@@ -144,7 +142,7 @@ export class Channels {
       // the member, so an ordinary unsubscribe undoes it (unless the socket left already).
       if (socket.ended !== null || channelUser(socket.channels, name) !== userId) return;
       this.unsubscribeFrom(ws, socket, name)?.catch((err) => this.ctx.log.error(`leaving ${name} failed: ${(err as Error)?.stack ?? err}`));
-      fanOut.send(ws, subscriptionErrorFrame(name, 'LimitReached', presenceFull(name, this.ctx.options.presenceMaxMembers), 4100));
+      fanOut.send(ws, subscriptionErrorFrame(name, 'LimitReached', presenceFull(name, app.config.maxPresenceMembersPerChannel), 4100));
       return;
     }
     if (edges.occupied) events?.occupied(app, name);

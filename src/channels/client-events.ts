@@ -30,7 +30,6 @@ const OVER_RATE = errorFrame(ErrorCode.clientOverRateLimit, 'Client event rate l
 export function relayClientEvent(ctx: ClientEventContext, ws: Socket, event: string, channel: string | undefined, data: unknown): void {
   const socket = ws.getUserData();
   const app = socket.app;
-  const { options } = ctx;
   if (!app.config.enableClientMessages) throw new PusherError(null, 'Client events are not enabled for this app');
   if (channel === undefined) throw new PusherError(null, `Client event ${event} has no channel`);
   const kind = channelKind(channel);
@@ -39,8 +38,8 @@ export function relayClientEvent(ctx: ClientEventContext, ws: Socket, event: str
   }
   const userId = channelUser(socket.channels, channel);
   if (userId === undefined) throw new PusherError(null, `Client event ${event} rejected: not subscribed to ${channel}`);
-  if (event.length > options.eventMaxNameLength) {
-    throw new PusherError(null, `Client event name is longer than ${options.eventMaxNameLength} characters`);
+  if (event.length > app.config.maxEventNameLength) {
+    throw new PusherError(null, `Client event name is longer than ${app.config.maxEventNameLength} characters`);
   }
   if (app.clientEventBuckets !== null && !app.clientEventBuckets.take(socket.slot, performance.now())) {
     ctx.refusals?.count(app, 'client_events');

@@ -1,4 +1,4 @@
-import type { AppState } from '../apps';
+import type { AppState } from '../apps/app-state';
 import type { Log } from '../log';
 import type { ChannelEvents } from './events';
 

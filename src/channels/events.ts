@@ -1,4 +1,4 @@
-import type { AppState } from '../apps';
+import type { AppState } from '../apps/app-state';
 
 /**
  * What happens on channels, decided once for the whole cluster (see ChannelState): a

@@ -1,4 +1,5 @@
-import type { AppState, Apps } from '../apps';
+import type { AppState } from '../apps/app-state';
+import type { Apps } from '../apps/apps';
 import type { Counter } from '../metrics/counter';
 import { seriesPerApp, type PwsMetrics } from '../metrics/pws-metrics';
 

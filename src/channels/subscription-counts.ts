@@ -1,5 +1,5 @@
 import type { Broadcaster, ChannelState } from '../adapter/adapter';
-import type { AppState } from '../apps';
+import type { AppState } from '../apps/app-state';
 import type { Log } from '../log';
 import { subscriptionCountFrame } from '../protocol/frames';
 import type { ChannelEvents } from './events';

@@ -1,4 +1,5 @@
-import type { AppState, Apps } from '../apps';
+import type { AppState } from '../apps/app-state';
+import type { Apps } from '../apps/apps';
 import type { Broadcaster, ChannelState } from '../adapter/adapter';
 import type { FanOut } from '../adapter/fan-out';
 import { settle } from '../adapter/settle';
@@ -22,18 +23,22 @@ export const WATCHLIST_MAX = 100;
  * Apps without the feature never get here: their AppState has no watchlist tables.
  */
 export class Watchlist {
-  /** `pusher_internal:watchlist_events` frames sent by this node, by app; null with metrics off or no app using the feature. */
-  private readonly sent: Counter | null;
+  /** `pusher_internal:watchlist_events` frames sent by this node, by app; made at the first one sent (none with metrics off). */
+  private sent: Counter | null = null;
 
   constructor(
-    apps: Apps,
+    private readonly apps: Apps,
     private readonly fanOut: FanOut,
     private readonly broadcaster: Broadcaster,
     private readonly state: ChannelState,
-    metrics: PwsMetrics | null,
+    private readonly metrics: PwsMetrics | null,
     private readonly log: Log,
-  ) {
-    this.sent = metrics !== null && [...apps.all()].some((app) => app.watched !== null) ? sentCounter(metrics, apps) : null;
+  ) {}
+
+  private countSent(app: AppState): void {
+    if (this.metrics === null) return;
+    this.sent ??= sentCounter(this.metrics, this.apps);
+    this.sent.add(app.metricsSlot, 1);
   }
 
   /** The user's first socket on this node signed in: announces `online` when no node had one. */
@@ -52,7 +57,7 @@ export class Watchlist {
    */
   announce(app: AppState, userId: string, online: boolean, version = 0): void {
     this.broadcaster.publishEdge(app, watchlistChannel(userId), '', version, online ? watchlistEvents([userId], []) : watchlistEvents([], [userId]));
-    this.sent?.add(app.metricsSlot, 1);
+    this.countSent(app);
   }
 
   /**
@@ -89,7 +94,7 @@ export class Watchlist {
       return settle(this.state.online(app, ids), ({ online, version }) => {
         if (!current()) return release(version, null);
         this.fanOut.send(ws, watchlistEvents(ids.filter((id) => online.has(id)), ids.filter((id) => !online.has(id))));
-        this.sent?.add(app.metricsSlot, 1);
+        this.countSent(app);
         release(version, ws);
       });
     };

@@ -1,4 +1,4 @@
-import type { Apps } from '../apps';
+import type { Apps } from '../apps/apps';
 import type { Counter } from '../metrics/counter';
 import type { Gauge } from '../metrics/gauge';
 import type { Histogram } from '../metrics/histogram';

@@ -1,4 +1,4 @@
-import type { AppState } from '../apps';
+import type { AppState } from '../apps/app-state';
 
 /**
  * How far behind the newest edge of a channel a forgotten key's edge may still arrive, in edge

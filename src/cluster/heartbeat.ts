@@ -1,4 +1,4 @@
-import type { Apps } from '../apps';
+import type { Apps } from '../apps/apps';
 import type { Broadcaster } from '../adapter/adapter';
 import type { ChannelEvents } from '../channels/events';
 import type { SubscriptionCounts } from '../channels/subscription-counts';

@@ -1,4 +1,4 @@
-import type { AppState } from '../apps';
+import type { AppState } from '../apps/app-state';
 
 /**
  * Every Redis key and pub/sub channel the cluster uses, in one place. An app's state keys share
@@ -16,6 +16,7 @@ import type { AppState } from '../apps';
  *           webhooks (webhook queue → sending node), webhooks:<node>:<url digest> (a webhook queue, a stream),
  *           webhooks:<node>:<url digest>:sending
  * Global:   node:<node> (heartbeat, expires), nodes (set of node ids), reap:<node> (the reaper's lock)
+ *           apps (channel: the id of an app changed with `pws-server apps`, for the app store's nodes)
  * Channels: ch:<app>:<channel> on database 0, ch<db>:<app>:<channel> on another one: sharded pub/sub
  *           ignores the database, so deployments told apart by it alone would get each other's frames.
  */
@@ -27,6 +28,11 @@ export class Keys {
     database = 0,
   ) {
     this.channels = `${prefix}:ch${database === 0 ? '' : database}:`;
+  }
+
+  /** The sharded channel that announces app changes made with `pws-server apps`. */
+  appChanges(): string {
+    return `${this.channels}apps`;
   }
 
   /** The prefix of one app's state keys, e.g. `pws:{app-id}:`. */

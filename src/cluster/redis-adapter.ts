@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Apps } from '../apps';
+import type { Apps } from '../apps/apps';
 import type { FanOut } from '../adapter/fan-out';
 import type { ChannelEvents } from '../channels/events';
 import type { SubscriptionCounts } from '../channels/subscription-counts';
@@ -58,10 +58,10 @@ export class RedisAdapter {
         if (this.heartbeat !== null) this.outbox.reconnected();
       },
     });
-    this.state = new RedisChannelState(this.link, keys, incarnation(this.node, 1), options.presenceMaxMembers, this.metrics);
+    this.state = new RedisChannelState(this.link, keys, incarnation(this.node, 1), this.metrics);
     const bounds = { maxAgeMs: options.adapterOutboxMaxAgeMs, maxFrames: options.adapterOutboxMaxFrames, maxBytes: options.adapterOutboxMaxSizeInKb * 1024 };
     this.outbox = new Outbox(this.link, bounds, metrics, log);
-    this.broadcaster = new RedisBroadcaster(fanOut, this.link, keys, this.node, apps, this.metrics, log, this.outbox);
+    this.broadcaster = new RedisBroadcaster(fanOut, this.link, keys, this.node, this.metrics, log, this.outbox);
   }
 
   /** Cache channels' last events, shared by every node. */
@@ -79,6 +79,15 @@ export class RedisAdapter {
     // Named by the process, whose own heartbeat key (renewed whatever its incarnation) tells the
     // others whether it lives.
     return new RedisWebhookQueues({ link: this.link, keys: this.keys, node: this.node, nodeTimeoutMs: this.options.adapterNodeTimeoutMs, timings: DELIVERY, log: this.log });
+  }
+
+  /**
+   * Changes made with `pws-server apps` to a store that announces nothing itself (MySQL): the
+   * app's id, published on this Redis by the command. A change missed while Redis was away is
+   * read at the store's next refresh.
+   */
+  watchAppChanges(changed: (id: string) => void): void {
+    this.link.subscribe(this.keys.appChanges(), (id) => changed(id)).catch((err) => this.log.warn(`redis: cannot subscribe to app changes: ${(err as Error)?.message ?? err}`));
   }
 
   /**

@@ -1,4 +1,5 @@
-import type { AppState, Apps } from '../apps';
+import type { AppState } from '../apps/app-state';
+import type { Apps } from '../apps/apps';
 import type { Broadcaster } from '../adapter/adapter';
 import type { FanOut } from '../adapter/fan-out';
 import type { Log } from '../log';
@@ -23,7 +24,8 @@ const TERMINATE = 'T';
  * is `<version>\n<key length>\n<key><frame>`, and each node delivers it only in version order (EdgeOrder).
  */
 export class RedisBroadcaster implements Broadcaster {
-  private readonly listeners = new Map<AppState, MessageListener>();
+  // One per app, made at its first channel: subscribe and unsubscribe must pass the same function.
+  private readonly listeners = new WeakMap<AppState, MessageListener>();
   private readonly order = new EdgeOrder();
 
   constructor(
@@ -31,14 +33,11 @@ export class RedisBroadcaster implements Broadcaster {
     private readonly link: RedisLink,
     private readonly keys: Keys,
     private readonly node: string,
-    apps: Apps,
     private readonly metrics: ClusterMetrics | null,
     private readonly log: Log,
     /** Holds the messages for the other nodes, in order, while Redis cannot take them. */
     private readonly outbox: Outbox,
-  ) {
-    for (const app of apps.all()) this.listeners.set(app, this.receiver(app));
-  }
+  ) {}
 
   publish(app: AppState, channel: string, frame: string, exceptSocketId?: string): void {
     this.fanOut.publish(app, channel, frame, exceptSocketId);
@@ -75,12 +74,18 @@ export class RedisBroadcaster implements Broadcaster {
 
   /** Resolves once Redis confirmed the subscription (or failed: then delivery stays local). */
   listen(app: AppState, channel: string): Promise<void> {
-    return this.link.subscribe(this.keys.channel(app, channel), this.listeners.get(app)!).catch((err) => this.failed('subscribe', err));
+    return this.link.subscribe(this.keys.channel(app, channel), this.listenerOf(app)).catch((err) => this.failed('subscribe', err));
   }
 
   unlisten(app: AppState, channel: string): void {
     this.order.forget(app, channel);
-    this.link.unsubscribe(this.keys.channel(app, channel), this.listeners.get(app)!).catch((err) => this.failed('unsubscribe', err));
+    this.link.unsubscribe(this.keys.channel(app, channel), this.listenerOf(app)).catch((err) => this.failed('unsubscribe', err));
+  }
+
+  private listenerOf(app: AppState): MessageListener {
+    let listener = this.listeners.get(app);
+    if (listener === undefined) this.listeners.set(app, (listener = this.receiver(app)));
+    return listener;
   }
 
   /** Subscribes again to every channel with a local subscriber (after Redis lost the subscriptions). */

@@ -1,4 +1,4 @@
-import type { AppState } from '../apps';
+import type { AppState } from '../apps/app-state';
 import { CACHE_TTL_MS, MISS_BURST_MS, type CacheStore, type Cached } from '../adapter/cache-store';
 import type { Log } from '../log';
 import type { ClusterMetrics } from './cluster-metrics';

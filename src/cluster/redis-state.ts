@@ -1,4 +1,5 @@
-import type { AppState, Apps } from '../apps';
+import type { AppState } from '../apps/app-state';
+import type { Apps } from '../apps/apps';
 import type { ChannelState, ChannelSummary, JoinEdges, LeaveEdges, MemberJoin, OnlineState } from '../adapter/adapter';
 import { LocalChannelState } from '../adapter/local-state';
 import { HttpError } from '../protocol/errors';
@@ -46,13 +47,12 @@ export class RedisChannelState implements ChannelState {
     private readonly keys: Keys,
     /** This node's incarnation: its entries are kept under this id (see Heartbeat). */
     public node: string,
-    private readonly presenceMaxMembers: number,
     private readonly metrics: ClusterMetrics | null,
   ) {}
 
   async join(app: AppState, channel: string, presence: boolean, member: MemberJoin | null): Promise<JoinEdges> {
     const keys = [this.keys.subs(app), this.keys.owned(app, this.node), this.keys.members(app, channel), this.keys.info(app, channel), this.keys.version(app)];
-    const args = [channel, presence ? '1' : '0', member?.userId ?? '', member === null ? '' : JSON.stringify(member.info), String(this.presenceMaxMembers)];
+    const args = [channel, presence ? '1' : '0', member?.userId ?? '', member === null ? '' : JSON.stringify(member.info), String(app.config.maxPresenceMembersPerChannel)];
     let reply: unknown[];
     try {
       reply = (await this.link.eval(JOIN, keys, args)) as unknown[];

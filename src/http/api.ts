@@ -1,4 +1,6 @@
-import type { AppState, Apps } from '../apps';
+import type { AppState } from '../apps/app-state';
+import type { Apps } from '../apps/apps';
+import type { AppLookup } from '../apps/app-sync';
 import { channelKind, isCacheChannel, validApiChannelName } from '../protocol/channel-names';
 import { HttpError } from '../protocol/errors';
 import type { Broadcaster, ChannelState, ChannelSummary } from '../adapter/adapter';
@@ -9,7 +11,7 @@ import type { Refusals } from '../limits/refusals';
 import type { RateLimit, RateLimiter, Verdict } from '../limits/rate-limiter';
 import type { Log } from '../log';
 import type { PwsMetrics } from '../metrics/pws-metrics';
-import type { Options } from '../options';
+import type { AppConfig, Options } from '../options';
 import type { Outbox } from '../cluster/outbox';
 import { eventFrame } from '../protocol/frames';
 import { verifyRequest } from './request-auth';
@@ -18,6 +20,8 @@ import type { HttpRequest, HttpResponse, TemplatedApp } from '../uws';
 /** What the REST API needs from the rest of the server. */
 export interface HttpContext {
   apps: Apps;
+  /** Apps from a database: asked for an id memory does not know. Null with the config file's apps. */
+  lookup: AppLookup | null;
   options: Options;
   broadcaster: Broadcaster;
   state: ChannelState;
@@ -102,37 +106,52 @@ function serve(ctx: HttpContext, res: HttpResponse, req: HttpRequest, method: 'g
     answered(ctx, timing, 400);
     return;
   }
-  const app = ctx.apps.findById(params[0]!);
-  if (app === undefined) {
-    writeJson(res, 404, { error: `Unknown app id "${params[0]}"` });
+  const id = params[0]!;
+  const known = ctx.apps.findById(id);
+  if (known === undefined && ctx.lookup === null) {
+    writeJson(res, 404, { error: `Unknown app id "${id}"` });
     answered(ctx, timing, 404);
     return;
   }
-  const slot = app.metricsSlot;
-  ctx.metrics?.httpCallsReceived.add(slot, 1);
+  // Read from now on, even while the app store is asked: uWS drops a body nobody reads at once.
   const bodyPromise = method === 'post' ? readBody(res, contentLength, ctx.options.httpMaxRequestSizeInKb * 1024) : Promise.resolve(Buffer.alloc(0));
-  bodyPromise
-    .then((body) => {
-      ctx.metrics?.httpReceivedBytes.add(slot, body.length);
-      const query = parseQuery(queryString);
-      verifyRequest(app.config, method.toUpperCase(), path, query, body);
-      const call = { app, params: params.slice(1) as string[], query, body };
-      if (method === 'get' && app.config.maxReadRequestsPerSecond >= 0) {
-        return admit(ctx, app, 'read_requests', 1).then((refused) => refused ?? handler(ctx, call));
-      }
-      return handler(ctx, call);
-    })
-    .then(
-      (result) => {
-        if (result instanceof LimitRefusal) return refuse(ctx, res, slot, aborted, timing, result);
-        reply(ctx, res, slot, aborted, timing, 200, result);
-      },
-      (err: unknown) => {
-        if (err instanceof HttpError) return reply(ctx, res, slot, aborted, timing, err.status, { error: err.message }, err.headers);
-        ctx.log.error(`REST ${method.toUpperCase()} ${path} failed: ${(err as Error)?.stack ?? err}`);
-        reply(ctx, res, slot, aborted, timing, 500, { error: 'Internal server error' });
-      },
-    );
+  const serveApp = (app: AppState) => {
+    const slot = app.metricsSlot;
+    ctx.metrics?.httpCallsReceived.add(slot, 1);
+    bodyPromise
+      .then((body) => {
+        ctx.metrics?.httpReceivedBytes.add(slot, body.length);
+        if (!app.config.enabled) throw new HttpError(403, 'App is disabled');
+        const query = parseQuery(queryString);
+        verifyRequest(app.config, method.toUpperCase(), path, query, body);
+        const call = { app, params: params.slice(1) as string[], query, body };
+        if (method === 'get' && app.config.maxReadRequestsPerSecond >= 0) {
+          return admit(ctx, app, 'read_requests', 1).then((refused) => refused ?? handler(ctx, call));
+        }
+        return handler(ctx, call);
+      })
+      .then(
+        (result) => {
+          if (result instanceof LimitRefusal) return refuse(ctx, res, slot, aborted, timing, result);
+          reply(ctx, res, slot, aborted, timing, 200, result);
+        },
+        (err: unknown) => {
+          if (err instanceof HttpError) return reply(ctx, res, slot, aborted, timing, err.status, { error: err.message }, err.headers);
+          ctx.log.error(`REST ${method.toUpperCase()} ${path} failed: ${(err as Error)?.stack ?? err}`);
+          reply(ctx, res, slot, aborted, timing, 500, { error: 'Internal server error' });
+        },
+      );
+  };
+  if (known !== undefined) return serveApp(known);
+  // Apps from a database: an id memory does not know is asked for (and remembered when unknown).
+  void ctx.lookup!.byId(id).then((found) => {
+    if (found !== null && found !== 'unavailable') return serveApp(found);
+    bodyPromise.catch(() => undefined);
+    if (aborted) return;
+    if (found === null) writeJson(res, 404, { error: `Unknown app id "${id}"` });
+    else writeBody(res, 503, 'application/json', JSON.stringify({ error: 'The app store does not answer: try again' }), { 'Retry-After': '1' });
+    answered(ctx, timing, found === null ? 404 : 503);
+  });
 }
 
 /** A request over a rate limit: answered 429, returned rather than thrown (no Error, no stack, at the abuser's rate). */
@@ -211,13 +230,13 @@ function parseJsonObject(body: Buffer): Record<string, unknown> {
   return parsed as Record<string, unknown>;
 }
 
-function validateEvent(options: Options, raw: unknown, where: string, allowMany: boolean): ApiEvent {
+function validateEvent(app: AppConfig, raw: unknown, where: string, allowMany: boolean): ApiEvent {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new HttpError(400, `${where} must be a JSON object`);
   const { name, data, channel, channels, socket_id: socketId, info } = raw as Record<string, unknown>;
   if (typeof name !== 'string' || name === '') throw new HttpError(400, `${where}: "name" must be a non-empty string`);
-  if (name.length > options.eventMaxNameLength) throw new HttpError(400, `${where}: event name is longer than ${options.eventMaxNameLength} characters`);
+  if (name.length > app.maxEventNameLength) throw new HttpError(400, `${where}: event name is longer than ${app.maxEventNameLength} characters`);
   if (typeof data !== 'string') throw new HttpError(400, `${where}: "data" must be a string (JSON-encode objects)`);
-  if (Buffer.byteLength(data) > options.eventMaxSizeInKb * 1024) throw new HttpError(413, `${where}: event data is larger than ${options.eventMaxSizeInKb} KB`);
+  if (Buffer.byteLength(data) > app.maxEventPayloadInKb * 1024) throw new HttpError(413, `${where}: event data is larger than ${app.maxEventPayloadInKb} KB`);
   let targets: unknown[];
   if (allowMany && channels !== undefined) {
     if (!Array.isArray(channels)) throw new HttpError(400, `${where}: "channels" must be an array of channel names`);
@@ -228,8 +247,8 @@ function validateEvent(options: Options, raw: unknown, where: string, allowMany:
     throw new HttpError(400, `${where}: ${allowMany ? '"channels" or "channel"' : '"channel"'} is required`);
   }
   if (targets.length === 0) throw new HttpError(400, `${where}: no channel given`);
-  if (targets.length > options.eventMaxChannelsAtOnce) throw new HttpError(400, `${where}: at most ${options.eventMaxChannelsAtOnce} channels per event`);
-  for (const target of targets) checkChannelName(options, target, where);
+  if (targets.length > app.maxEventChannelsAtOnce) throw new HttpError(400, `${where}: at most ${app.maxEventChannelsAtOnce} channels per event`);
+  for (const target of targets) checkChannelName(app, target, where);
   const names = targets as string[];
   if (names.length > 1 && names.some((n) => channelKind(n) === 'encrypted')) {
     throw new HttpError(400, `${where}: an event for an encrypted channel must target that one channel only`);
@@ -242,8 +261,8 @@ function validateEvent(options: Options, raw: unknown, where: string, allowMany:
 }
 
 // Every entry point that names a channel answers a bad name with this same 400.
-function checkChannelName(options: Options, name: unknown, where: string): void {
-  if (typeof name === 'string' && validApiChannelName(name, options.channelMaxNameLength)) return;
+function checkChannelName(app: AppConfig, name: unknown, where: string): void {
+  if (typeof name === 'string' && validApiChannelName(name, app.maxChannelNameLength)) return;
   // Not JSON.stringify for arrays and objects: they may nest deeper than it can recurse.
   const shown = typeof name === 'object' && name !== null ? (Array.isArray(name) ? '(an array)' : '(an object)') : JSON.stringify(name);
   throw new HttpError(400, `${where}: invalid channel name ${shown}`);
@@ -317,7 +336,7 @@ function checkKept(outbox: Outbox, events: ApiEvent[]): void {
 // Counts are read before publishing (which changes none): a read that fails must come before
 // any delivery, or the caller's retry would deliver twice.
 async function triggerEvent(ctx: HttpContext, call: Call): Promise<unknown> {
-  const event = validateEvent(ctx.options, parseJsonObject(call.body), 'event', true);
+  const event = validateEvent(call.app.config, parseJsonObject(call.body), 'event', true);
   for (const channel of event.channels) checkInfo(channel, event.info);
   if (call.app.config.maxBackendEventsPerSecond >= 0) {
     const refused = await admit(ctx, call.app, 'backend_events', event.channels.length);
@@ -336,9 +355,9 @@ async function triggerBatch(ctx: HttpContext, call: Call): Promise<unknown> {
   const { batch } = parseJsonObject(call.body);
   if (!Array.isArray(batch)) throw new HttpError(400, '"batch" must be an array of events');
   if (batch.length === 0) throw new HttpError(400, '"batch" holds no events');
-  if (batch.length > ctx.options.eventMaxBatchSize) throw new HttpError(400, `A batch may hold at most ${ctx.options.eventMaxBatchSize} events`);
+  if (batch.length > call.app.config.maxEventBatchSize) throw new HttpError(400, `A batch may hold at most ${call.app.config.maxEventBatchSize} events`);
   // Validate every event before publishing any, so a bad batch delivers nothing.
-  const events = batch.map((raw, i) => validateEvent(ctx.options, raw, `batch[${i}]`, false));
+  const events = batch.map((raw, i) => validateEvent(call.app.config, raw, `batch[${i}]`, false));
   for (const event of events) checkInfo(event.channels[0], event.info);
   if (call.app.config.maxBackendEventsPerSecond >= 0) {
     // Billed like Pusher: each event once per channel; refused whole, nothing delivered.
@@ -364,7 +383,7 @@ async function listChannels(ctx: HttpContext, call: Call): Promise<unknown> {
 
 async function showChannel(ctx: HttpContext, call: Call): Promise<unknown> {
   const name = call.params[0];
-  checkChannelName(ctx.options, name, 'path');
+  checkChannelName(call.app.config, name, 'path');
   const attrs = parseInfo(call.query.get('info'), ['user_count', 'subscription_count', 'cache']);
   checkInfo(name, attrs);
   const summary = await ctx.state.channel(call.app, name);
@@ -380,7 +399,7 @@ function cacheInfo(cached: Cached | null): { data: unknown; ttl: number } | null
 
 async function listUsers(ctx: HttpContext, call: Call): Promise<unknown> {
   const name = call.params[0];
-  checkChannelName(ctx.options, name, 'path');
+  checkChannelName(call.app.config, name, 'path');
   if (channelKind(name) !== 'presence') throw new HttpError(400, `Users can only be listed for presence channels, not ${name}`);
   const members = await ctx.state.members(call.app, name);
   return { users: [...members.keys()].map((id) => ({ id })) };

@@ -1,4 +1,4 @@
-import type { AppState, Apps } from '../apps';
+import type { AppState } from '../apps/app-state';
 import { TokenBucket } from './token-bucket';
 
 /** The per-app limits counted on the REST API, named as in refusals and their metric. */
@@ -34,19 +34,17 @@ export const NOTHING_ADMITTED: Verdict = Object.freeze({ allowed: false, limit: 
 
 /** Token buckets in this process: the limits hold per node. */
 export class LocalRateLimiter implements RateLimiter {
-  private readonly buckets = new Map<AppState, Record<RateLimit, TokenBucket | null>>();
-
-  constructor(apps: Apps) {
-    const now = performance.now();
-    for (const app of apps.all()) {
-      const bucket = (limit: RateLimit) => (rateOf(app, limit) >= 0 ? new TokenBucket(rateOf(app, limit), now) : null);
-      this.buckets.set(app, { backend_events: bucket('backend_events'), read_requests: bucket('read_requests') });
-    }
-  }
+  // Made at an app's first counted request, and made again when its rate changed; a removed
+  // app's buckets go with it.
+  private readonly buckets = new WeakMap<AppState, Record<RateLimit, TokenBucket | null>>();
 
   consume(app: AppState, limit: RateLimit, cost: number): Verdict {
-    const bucket = this.buckets.get(app)![limit]!;
-    if (bucket.rate === 0) return NOTHING_ADMITTED;
+    const rate = rateOf(app, limit);
+    let buckets = this.buckets.get(app);
+    if (buckets === undefined) this.buckets.set(app, (buckets = { backend_events: null, read_requests: null }));
+    let bucket = buckets[limit];
+    if (bucket === null || bucket.rate !== rate) bucket = buckets[limit] = new TokenBucket(rate, performance.now());
+    if (rate === 0) return NOTHING_ADMITTED;
     const waitMs = bucket.take(cost, performance.now());
     return { allowed: waitMs === 0, limit: bucket.rate, remaining: bucket.remaining, retryAfter: Math.ceil(waitMs / 1000) };
   }

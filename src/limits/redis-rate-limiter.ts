@@ -1,4 +1,4 @@
-import type { AppState } from '../apps';
+import type { AppState } from '../apps/app-state';
 import type { Keys } from '../cluster/keys';
 import type { RedisLink } from '../cluster/redis-link';
 import { script } from '../cluster/scripts';

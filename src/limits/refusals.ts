@@ -1,6 +1,7 @@
-import type { AppState, Apps } from '../apps';
+import type { AppState } from '../apps/app-state';
+import type { Apps } from '../apps/apps';
 import type { Counter } from '../metrics/counter';
-import type { PwsMetrics } from '../metrics/pws-metrics';
+import { seriesPerApp, type PwsMetrics } from '../metrics/pws-metrics';
 
 /** Why a quota or a rate limit refused something, as the metric's `reason` label says it. */
 export const REFUSAL_REASONS = ['connection_quota', 'backend_events', 'client_events', 'read_requests'] as const;
@@ -16,12 +17,7 @@ export class Refusals {
       help: 'Connections, REST requests and client events refused by a quota or rate limit.',
       labelNames: ['app_id', 'reason'],
     });
-    for (const app of apps.all()) {
-      REFUSAL_REASONS.forEach((reason, i) => {
-        // Created app by app in the apps' order, so a slot is computed, never looked up.
-        if (this.family.series([app.config.id, reason]) !== app.metricsSlot * REFUSAL_REASONS.length + i) throw new Error('refusal slots out of step');
-      });
-    }
+    seriesPerApp(this.family, apps, REFUSAL_REASONS.map((reason) => [reason]));
   }
 
   count(app: AppState, reason: RefusalReason): void {

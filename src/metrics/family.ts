@@ -66,14 +66,31 @@ export abstract class Family {
     for (const value of labelValues) {
       if (typeof value !== 'string') throw new TypeError(`${this.name}: label values must be strings`);
     }
+    const slot = this.allocate(this.renderPrefixes(labelPairs(this.labelNames, labelValues)));
+    this.slots.set(key, slot);
+    return slot;
+  }
+
+  /**
+   * Leaves the slots before `slot` that have no series unused, as if their series had been
+   * removed: a family created after some apps were removed keeps its slots in step with the
+   * app slots of the families that saw them.
+   */
+  skipTo(slot: number): void {
+    while (this.size < slot) {
+      this.allocate(this.renderPrefixes('').map(() => ''));
+      this.removed++;
+    }
+  }
+
+  private allocate(prefixes: string[]): number {
     const slot = this.size;
     if ((slot + 1) * this.stride > this.values.length) {
       const grown = new Float64Array(this.values.length * 2);
       grown.set(this.values);
       this.values = grown;
     }
-    this.prefixes.push(...this.renderPrefixes(labelPairs(this.labelNames, labelValues)));
-    this.slots.set(key, slot);
+    this.prefixes.push(...prefixes);
     this.size = slot + 1;
     return slot;
   }

@@ -2,7 +2,7 @@
 // dashboards keep working, the process collector, then the newer ones, named by Prometheus'
 // conventions (no port in the name, `_total` counters, seconds), all on one registry.
 import { totalmem } from 'node:os';
-import type { Apps } from '../apps';
+import type { Apps } from '../apps/apps';
 import { Counter } from './counter';
 import type { Family } from './family';
 import { Gauge } from './gauge';
@@ -36,14 +36,24 @@ const CLOSE_CODES = [1000, 1001, 1005, 1006, 1009, 4009, 4200, 4201];
 const REQUEST_DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
 /**
- * Gives a family labelled by app_id alone one series per app, in the apps' order, so that each
- * app's series is at its metricsSlot, as in the server's own families: a subsystem then counts
- * with `add(app.metricsSlot, n)` and never looks a label up.
+ * Gives a family labelled by app_id (and, with `more`, by further labels: one series per app
+ * and entry) its series for every app, now and as apps come, at the app's metricsSlot (times the
+ * number of entries), as in the server's own families: a subsystem then counts with
+ * `add(app.metricsSlot, n)` and never looks a label up. A removed app's series go with it.
  */
-export function seriesPerApp(family: Family, apps: Apps): void {
-  for (const app of apps.all()) {
-    if (family.series([app.config.id]) !== app.metricsSlot) throw new Error(`${family.name}: metric slots out of step for app ${app.config.id}`);
-  }
+export function seriesPerApp(family: Family, apps: Apps, more: readonly (readonly string[])[] = [[]]): void {
+  apps.watch({
+    added(app) {
+      const first = app.metricsSlot * more.length;
+      family.skipTo(first);
+      more.forEach((labels, i) => {
+        if (family.series([app.config.id, ...labels]) !== first + i) throw new Error(`${family.name}: metric slots out of step for app ${app.config.id}`);
+      });
+    },
+    removed(app) {
+      for (const labels of more) family.remove([app.config.id, ...labels]);
+    },
+  });
 }
 
 /** Every family the server updates, each labelled by `app_id`, and the scrape body. */
@@ -188,7 +198,15 @@ export class PwsMetrics {
    * at each render: one pass over the channel maps per scrape, nothing per frame.
    */
   addApps(apps: Apps): void {
-    for (const app of apps.all()) app.metricsSlot = this.appSlot(app.config.id);
+    apps.watch({
+      added: (app) => {
+        app.metricsSlot = this.appSlot(app.config.id);
+      },
+      removed: (app) => {
+        this.connected.remove([app.config.id]);
+        for (const family of this.appFamilies) family.remove([app.config.id]);
+      },
+    });
     this.registry.onCollect(() => {
       for (const app of apps.all()) {
         let subscriptions = 0;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { AppState } from '../apps';
+import type { AppState } from '../apps/app-state';
 import type { Keys } from '../cluster/keys';
 import type { RedisLink } from '../cluster/redis-link';
 import { script } from '../cluster/scripts';
@@ -92,6 +92,7 @@ export class RedisWebhookQueues {
   private readonly writing = new Set<Promise<unknown>>();
   private metrics: WebhookMetrics | null = null;
   private timer: NodeJS.Timeout | null = null;
+  private started = false;
   private scanning: Promise<void> | null = null;
   // As for reaping (heartbeat.ts): no take-over until every live node has had a node timeout to
   // beat, at start and after Redis failed, when heartbeat keys of live nodes may have expired.
@@ -107,14 +108,26 @@ export class RedisWebhookQueues {
     return new OwnQueue(this, app, keys.webhookQueue(app, node, digest(url)), keys.webhookQueues(app));
   }
 
-  /** Starts looking for queues to take over, every quarter of the node timeout, for these URLs. */
-  start(routes: QueueRoute[], metrics: WebhookMetrics | null): void {
-    this.metrics = metrics;
+  /** Takes over the queues of these URLs too, when their nodes stop or die. */
+  addRoutes(routes: QueueRoute[]): void {
     for (const route of routes) {
       let byDigest = this.routes.get(route.app);
       if (byDigest === undefined) this.routes.set(route.app, (byDigest = new Map()));
       byDigest.set(digest(route.url), route);
     }
+    this.scanWhenNeeded();
+  }
+
+  /** Starts looking for queues to take over, every quarter of the node timeout, once some app has a webhook URL. */
+  start(metrics: WebhookMetrics | null): void {
+    this.metrics = metrics;
+    this.started = true;
+    this.scanWhenNeeded();
+  }
+
+  // No timer while no app has a webhook (apps from a database may gain one later).
+  private scanWhenNeeded(): void {
+    if (!this.started || this.timer !== null || this.routes.size === 0) return;
     this.timer = setInterval(() => void this.scan(), Math.max(250, this.ctx.nodeTimeoutMs / 4));
     this.timer.unref();
   }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { AppState } from '../apps';
+import type { AppState } from '../apps/app-state';
 import type { Log } from '../log';
 import type { SentBatch, StreamJournal } from './journal';
 import type { DropReason, WebhookMetrics } from './webhook-metrics';
@@ -92,7 +92,8 @@ export class WebhookStream {
   constructor(
     private readonly app: AppState,
     private readonly url: URL,
-    private readonly headers: Record<string, string>,
+    /** Changed in place when the app's config gives its URL new headers. */
+    public headers: Record<string, string>,
     private readonly ctx: StreamContext,
     /** The durable copy of the events (ADAPTER_DRIVER=redis); set before the first push. */
     public journal: StreamJournal | null = null,

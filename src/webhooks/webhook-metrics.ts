@@ -1,4 +1,5 @@
-import type { AppState, Apps } from '../apps';
+import type { AppState } from '../apps/app-state';
+import type { Apps } from '../apps/apps';
 import type { Counter } from '../metrics/counter';
 import type { Gauge } from '../metrics/gauge';
 import type { Histogram } from '../metrics/histogram';
@@ -46,7 +47,7 @@ export class WebhookMetrics {
     this.retried = registry.counter({ name: `${prefix}webhooks_retried_total`, help: 'Webhook POST attempts that retried a failed one.', labelNames });
     this.eventsSent = registry.counter({ name: `${prefix}webhook_events_sent_total`, help: 'Webhook events delivered in POSTs answered with a 2xx status.', labelNames });
     this.eventsDropped = registry.counter({ name: `${prefix}webhook_events_dropped_total`, help: 'Webhook events given up, by reason: expired (undelivered 5 minutes after queueing), full (the stream\'s length bound), shutdown.', labelNames: ['app_id', 'reason'] });
-    for (const app of apps.all()) for (const reason of DROP_REASONS) this.eventsDropped.series([app.config.id, reason]);
+    seriesPerApp(this.eventsDropped, apps, DROP_REASONS.map((reason) => [reason]));
     this.eventsQueued = registry.counter({ name: `${prefix}webhook_events_queued_total`, help: 'Webhook events queued.', labelNames });
     this.eventsClaimed = registry.counter({ name: `${prefix}webhook_events_claimed_total`, help: 'Webhook events this node took over from a node that stopped or died.', labelNames });
     this.queued = registry.gauge({ name: `${prefix}webhook_events_queued`, help: 'Webhook events waiting to be delivered, in flight included.', labelNames });
@@ -57,6 +58,6 @@ export class WebhookMetrics {
 
   /** The series of `app`'s events dropped for `reason`. */
   dropSlot(app: AppState, reason: DropReason): number {
-    return this.eventsDropped.series([app.config.id, reason]);
+    return app.metricsSlot * DROP_REASONS.length + DROP_REASONS.indexOf(reason);
   }
 }

@@ -1,5 +1,6 @@
 import type { ChannelState } from '../adapter/adapter';
-import type { Apps, AppState } from '../apps';
+import type { AppState } from '../apps/app-state';
+import type { Apps } from '../apps/apps';
 import type { ChannelEvents } from '../channels/events';
 import type { Log } from '../log';
 import type { PwsMetrics } from '../metrics/pws-metrics';
@@ -41,24 +42,62 @@ export class Webhooks implements ChannelEvents {
   private readonly ctx: StreamContext;
   /** ADAPTER_DRIVER=redis: where the streams keep their events, and hand them over at shutdown. */
   private queues: RedisWebhookQueues | null = null;
+  private state: ChannelState | null = null;
+  /** Streams of URLs an app no longer has, or of removed apps: they deliver what they hold, and get no more. */
+  private readonly retired = new Set<WebhookStream>();
 
-  /** Null when no app has webhooks: then nothing listens, and channel events cost nothing. */
-  static forApps(apps: Apps, options: Options, metrics: PwsMetrics | null, log: Log): Webhooks | null {
-    return [...apps.all()].some((app) => app.config.webhooks.length > 0) ? new Webhooks(apps, options, metrics, log) : null;
+  /**
+   * Null when no app has webhooks and none can gain them (`dynamic` is false: the apps come
+   * from the config file): then nothing listens, and channel events cost nothing.
+   */
+  static forApps(apps: Apps, options: Options, metrics: PwsMetrics | null, log: Log, dynamic: boolean): Webhooks | null {
+    return dynamic || [...apps.all()].some((app) => app.config.webhooks.length > 0) ? new Webhooks(apps, options, metrics, log) : null;
   }
 
   private constructor(apps: Apps, options: Options, metrics: PwsMetrics | null, log: Log) {
-    const ctx: StreamContext = (this.ctx = {
+    this.ctx = {
       sender: this.sender,
       batching: options.webhooksBatching,
       batchingMs: options.webhooksBatchingDurationMs,
       timings: DELIVERY,
       metrics: metrics === null ? null : new WebhookMetrics(metrics, apps),
       log,
+    };
+    apps.watch({
+      added: (app) => this.reconfigure(app),
+      changed: (app) => this.reconfigure(app),
+      removed: (app) => {
+        const hooks = this.apps.get(app);
+        if (hooks === undefined) return;
+        this.apps.delete(app);
+        hooks.retire([]);
+      },
     });
-    for (const app of apps.all()) {
-      if (app.config.webhooks.length > 0) this.apps.set(app, new AppWebhooks(app, ctx));
+  }
+
+  // Builds, changes or drops the app's webhooks after its config.
+  private reconfigure(app: AppState): void {
+    let hooks = this.apps.get(app);
+    if (hooks === undefined) {
+      if (app.config.webhooks.length === 0) return;
+      this.apps.set(app, (hooks = new AppWebhooks(app, (url, headers) => this.stream(app, url, headers), (stream) => this.retire(stream))));
+      hooks.state = this.state;
     }
+    hooks.configure(app.config.webhooks);
+    if (hooks.routes.length === 0) this.apps.delete(app);
+  }
+
+  private stream(app: AppState, url: string, headers: Record<string, string>): WebhookStream {
+    const stream = new WebhookStream(app, new URL(url), headers, this.ctx);
+    if (this.queues !== null) {
+      stream.journal = this.queues.journal(app, url);
+      this.queues.addRoutes([{ app, url, stream: (journal) => new WebhookStream(app, new URL(url), headers, this.ctx, journal) }]);
+    }
+    return stream;
+  }
+
+  private retire(stream: WebhookStream): void {
+    this.retired.add(stream);
   }
 
   /**
@@ -67,6 +106,7 @@ export class Webhooks implements ChannelEvents {
    * unaware of the hold here: the held event is then dropped, as it would be untrue.
    */
   checkHeldAgainst(state: ChannelState): void {
+    this.state = state;
     for (const app of this.apps.values()) app.state = state;
   }
 
@@ -120,7 +160,8 @@ export class Webhooks implements ChannelEvents {
         routes.push({ app, url, stream: (journal) => new WebhookStream(app, new URL(url), entries[0].headers, this.ctx, journal) });
       }
     }
-    queues.start(routes, this.ctx.metrics);
+    queues.addRoutes(routes);
+    queues.start(this.ctx.metrics);
   }
 
   /**
@@ -129,14 +170,15 @@ export class Webhooks implements ChannelEvents {
    */
   async stop(): Promise<void> {
     await this.releaseHeld();
+    const streams = [...this.retired, ...[...this.apps.values()].flatMap((app) => app.routes.map((route) => route.stream))];
     if (this.queues !== null) {
-      for (const app of this.apps.values()) for (const route of app.routes) route.stream.handOver();
+      for (const stream of streams) stream.handOver();
       await this.queues.handOver();
       this.sender.close();
       return;
     }
     const deadline = performance.now() + LAST_ATTEMPT_MS;
-    await Promise.all([...this.apps.values()].flatMap((app) => app.routes.map((route) => route.stream.finish(deadline))));
+    await Promise.all(streams.map((stream) => stream.finish(deadline)));
     this.sender.close();
   }
 }
@@ -154,19 +196,35 @@ class AppWebhooks {
 
   constructor(
     private readonly app: AppState,
-    ctx: StreamContext,
+    private readonly newStream: (url: string, headers: Record<string, string>) => WebhookStream,
+    private readonly retireStream: (stream: WebhookStream) => void,
   ) {
+    this.holds = new HoldBack(HOLD_BACK_MS, (held) => this.release(held));
+  }
+
+  /**
+   * One route per URL of `webhooks`: a URL kept keeps its stream (and what it holds), with the
+   * new entries and headers; a URL gone retires its stream, which still delivers what it holds.
+   */
+  configure(webhooks: WebhookConfig[]): void {
     const byUrl = new Map<string, Route>();
-    for (const entry of app.config.webhooks) {
+    for (const entry of webhooks) {
       let route = byUrl.get(entry.url);
       if (route === undefined) {
-        route = { url: entry.url, stream: new WebhookStream(app, new URL(entry.url), entry.headers, ctx), entries: [] };
+        const kept = this.routes.find((r) => r.url === entry.url);
+        if (kept !== undefined) kept.stream.headers = entry.headers;
+        route = { url: entry.url, stream: kept?.stream ?? this.newStream(entry.url, entry.headers), entries: [] };
         byUrl.set(entry.url, route);
-        this.routes.push(route);
       }
       route.entries.push(entry);
     }
-    this.holds = new HoldBack(HOLD_BACK_MS, (held) => this.release(held));
+    this.retire([...byUrl.keys()]);
+    this.routes.splice(0, this.routes.length, ...byUrl.values());
+  }
+
+  /** Retires the streams of every URL but `keep`. */
+  retire(keep: string[]): void {
+    for (const route of this.routes) if (!keep.includes(route.url)) this.retireStream(route.stream);
   }
 
   /** Queues the event on every stream with an entry that wants it; builds it only then. */

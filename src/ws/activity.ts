@@ -1,4 +1,4 @@
-import type { Apps } from '../apps';
+import type { Apps } from '../apps/apps';
 import { clock, clockUnits } from '../clock';
 import { ErrorCode } from '../protocol/errors';
 import type { FanOut } from '../adapter/fan-out';

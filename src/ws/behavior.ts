@@ -1,4 +1,6 @@
-import { AppState, type Apps } from '../apps';
+import { AppState } from '../apps/app-state';
+import type { Apps } from '../apps/apps';
+import type { AppLookup } from '../apps/app-sync';
 import type { Channels } from '../channels/channels';
 import { relayClientEvent } from '../channels/client-events';
 import { ErrorCode, PusherError, SubscriptionError } from '../protocol/errors';
@@ -18,9 +20,10 @@ import type { HttpRequest, HttpResponse, us_socket_context_t, WebSocketBehavior 
 // Decodes frames straight from uWS's ArrayBuffer, without wrapping it in a Buffer first.
 const UTF8 = new TextDecoder();
 
+const NO_LIMITS = { maxPresenceMembersPerChannel: 1, maxPresenceMemberSizeInKb: 1, maxChannelNameLength: 1, maxEventChannelsAtOnce: 1, maxEventNameLength: 1, maxEventPayloadInKb: 1, maxEventBatchSize: 1 };
 // Stands in for the app of a socket refused before it had one (unknown key); never counted.
 const NO_APP = new AppState(
-  { id: '', key: '', secret: '', maxConnections: 0, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: false, enabled: false, userAuthentication: false, enableSubscriptionCount: false, webhooks: [], enableWatchlistEvents: false },
+  { id: '', key: '', secret: '', maxConnections: 0, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: false, enabled: false, userAuthentication: false, enableSubscriptionCount: false, webhooks: [], enableWatchlistEvents: false, ...NO_LIMITS },
   -1,
 );
 
@@ -30,6 +33,8 @@ type UpgradeData = Pick<SocketData, 'app' | 'ended'>;
 /** What the WebSocket side needs from the rest of the server. */
 export interface WsContext {
   apps: Apps;
+  /** Apps from a database: asked for a key memory does not know. Null with the config file's apps. */
+  lookup: AppLookup | null;
   options: Options;
   fanOut: FanOut;
   broadcaster: Broadcaster;
@@ -65,6 +70,10 @@ export function wsBehavior(ctx: WsContext): WebSocketBehavior<SocketData> {
     upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t) {
       const key = req.getParameter(0) ?? '';
       const app = ctx.apps.findByKey(key);
+      if (app === undefined && ctx.lookup !== null) {
+        upgradeAfterLookup(ctx, ctx.lookup, res, req, context, key);
+        return;
+      }
       // Only what open cannot know: uWS copies each field onto the socket through V8's generic
       // property API, which costs more per field than open's own stores.
       const data: UpgradeData = { app: app ?? NO_APP, ended: refusal(ctx, app, req.getQuery('protocol')) };
@@ -140,6 +149,26 @@ export function wsBehavior(ctx: WsContext): WebSocketBehavior<SocketData> {
       if (ctx.log.debugEnabled) ctx.log.debug(`disconnected ${socketId(ws)}`);
     },
   };
+}
+
+// A key memory does not know, with apps from a database: the upgrade waits for the store's
+// answer (bounded, and remembered when there is no such app), then goes on as for a known key.
+function upgradeAfterLookup(ctx: WsContext, lookup: AppLookup, res: HttpResponse, req: HttpRequest, context: us_socket_context_t, key: string): void {
+  const protocol = req.getQuery('protocol');
+  const secKey = req.getHeader('sec-websocket-key');
+  const secProtocol = req.getHeader('sec-websocket-protocol');
+  const secExtensions = req.getHeader('sec-websocket-extensions');
+  let aborted = false;
+  res.onAborted(() => {
+    aborted = true;
+  });
+  void lookup.byKey(key).then((found) => {
+    if (aborted) return;
+    const app = found === null || found === 'unavailable' ? undefined : found;
+    const ended = found === 'unavailable' ? new PusherError(ErrorCode.reconnect, 'The app store does not answer: try again', true) : refusal(ctx, app, protocol);
+    const data: UpgradeData = { app: app ?? NO_APP, ended };
+    res.cork(() => res.upgrade(data, secKey, secProtocol, secExtensions, context));
+  });
 }
 
 function refusal(ctx: WsContext, app: AppState | undefined, protocol: string | undefined): PusherError | null {

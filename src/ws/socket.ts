@@ -1,6 +1,6 @@
 import { randomFillSync } from 'node:crypto';
 import type { WebSocket } from '../uws';
-import type { AppState } from '../apps';
+import type { AppState } from '../apps/app-state';
 import { PusherError } from '../protocol/errors';
 import type { SocketChannels } from './socket-channels';
 

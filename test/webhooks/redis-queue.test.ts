@@ -2,7 +2,7 @@
 // removal never reached Redis are trimmed, by age and by length, counted and logged.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Apps } from '../../src/apps';
+import { Apps } from '../../src/apps/apps';
 import { Keys } from '../../src/cluster/keys';
 import { connectRedis, type RedisLink } from '../../src/cluster/redis-link';
 import { Log } from '../../src/log';
@@ -51,7 +51,7 @@ describe('a webhook queue in Redis', { skip }, () => {
     const log = new RecordingLog();
     const keys = new Keys('q');
     const queues = new RedisWebhookQueues({ link, keys, node: 'n1', nodeTimeoutMs: 60_000, timings: { queueLimit: 3, retryForMs: 60_000 }, log });
-    queues.start([], metrics);
+    queues.start(metrics);
     const journal = queues.journal(app, 'http://127.0.0.1:1/hook');
     const event = (i: number) => clientEvent('private-c', 'client-n', { i }, '1.1', undefined);
     const key = (await redis.cli('--scan', '--pattern', 'q:*')).trim();

@@ -2,7 +2,9 @@
 // 5-minute give-up, the request timeout and the queue bound can be watched in a test.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Apps, type AppState } from '../../src/apps';
+import { Apps } from '../../src/apps/apps';
+import type { AppState } from '../../src/apps/app-state';
+import { loadOptions } from '../../src/options';
 import { Log } from '../../src/log';
 import { PwsMetrics } from '../../src/metrics/pws-metrics';
 import { WebhookSender } from '../../src/webhooks/sender';
@@ -39,7 +41,7 @@ interface Setup {
 }
 
 function setup(receiver: WebhookReceiver, timings: Partial<DeliveryTimings> = {}, batching = true): Setup {
-  const apps = new Apps([{ id: 'app-id', key: 'app-key', secret: 'app-secret', maxConnections: -1, maxBackendEventsPerSecond: -1, maxClientEventsPerSecond: -1, maxReadRequestsPerSecond: -1, enableClientMessages: true, enabled: true, userAuthentication: false, enableSubscriptionCount: false, webhooks: [], enableWatchlistEvents: false }]);
+  const apps = new Apps([{ ...loadOptions({}).apps[0], enableClientMessages: true }]);
   const pws = new PwsMetrics({ prefix: 'pws_', port: 0 });
   const app = apps.findById('app-id')!;
   app.metricsSlot = pws.appSlot('app-id');

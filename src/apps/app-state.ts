@@ -1,7 +1,7 @@
-import type { AppConfig } from './options';
-import type { Socket } from './ws/socket';
-import { SocketBuckets } from './limits/socket-buckets';
-import { SocketTable } from './ws/socket-table';
+import type { AppConfig } from '../options';
+import type { Socket } from '../ws/socket';
+import { SocketBuckets } from '../limits/socket-buckets';
+import { SocketTable } from '../ws/socket-table';
 
 /** A presence channel member: what the others see, and how many of this user's sockets are in. */
 export interface Member {
@@ -41,19 +41,37 @@ export class AppState {
   /** Signed-in socket → its user id: kept here rather than in SocketData, which only sockets that sign in would use. */
   readonly signedIn = new Map<Socket, string>();
   /** Apps requiring sign-in only: sockets not signed in yet → `clock()` when they opened. */
-  readonly awaitingSignin: Map<Socket, number> | null;
+  awaitingSignin: Map<Socket, number> | null = null;
   /** Apps with a client-event rate only: each socket's token bucket, by slot. */
-  readonly clientEventBuckets: SocketBuckets | null;
+  clientEventBuckets: SocketBuckets | null = null;
   /** Apps with watchlist events only: each signed-in socket's watched user ids (sockets that watch nobody are left out). */
-  readonly watchlists: Map<Socket, string[]> | null;
+  watchlists: Map<Socket, string[]> | null = null;
   /** Apps with watchlist events only: user id → its watchers on this node. */
-  readonly watched: Map<string, Watched> | null;
+  watched: Map<string, Watched> | null = null;
 
   constructor(
-    readonly config: AppConfig,
+    public config: AppConfig,
     index: number,
   ) {
     this.topicPrefix = `${index}|`;
+    this.build();
+  }
+
+  /**
+   * Takes a changed config. Most fields are read at each use and change in place; a change of
+   * the fields the per-socket structures are built from builds them afresh, and then returns
+   * true: the caller closes the app's sockets so that they reconnect into the new ones.
+   */
+  reconfigure(config: AppConfig): boolean {
+    const before = this.config;
+    this.config = config;
+    if (!socketsMustReconnect(before, config)) return false;
+    this.build();
+    return true;
+  }
+
+  private build(): void {
+    const config = this.config;
     this.awaitingSignin = config.userAuthentication ? new Map() : null;
     this.clientEventBuckets = config.maxClientEventsPerSecond >= 0 ? new SocketBuckets(config.maxClientEventsPerSecond) : null;
     this.watchlists = config.enableWatchlistEvents ? new Map() : null;
@@ -61,28 +79,15 @@ export class AppState {
   }
 }
 
-/** Finds apps by id (REST API) and by key (WebSocket path). */
-export class Apps {
-  private readonly byId = new Map<string, AppState>();
-  private readonly byKey = new Map<string, AppState>();
-
-  constructor(configs: AppConfig[]) {
-    configs.forEach((config, i) => {
-      const app = new AppState(config, i);
-      this.byId.set(config.id, app);
-      this.byKey.set(config.key, app);
-    });
-  }
-
-  findById(id: string): AppState | undefined {
-    return this.byId.get(id);
-  }
-
-  findByKey(key: string): AppState | undefined {
-    return this.byKey.get(key);
-  }
-
-  all(): IterableIterator<AppState> {
-    return this.byId.values();
-  }
+/**
+ * True when a socket connected under `before` must reconnect to get what `after` promises: the
+ * key it connected with, sign-in deadlines, its client-event bucket, its watchlist.
+ */
+export function socketsMustReconnect(before: AppConfig, after: AppConfig): boolean {
+  return (
+    before.key !== after.key ||
+    before.userAuthentication !== after.userAuthentication ||
+    before.enableWatchlistEvents !== after.enableWatchlistEvents ||
+    before.maxClientEventsPerSecond !== after.maxClientEventsPerSecond
+  );
 }
