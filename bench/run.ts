@@ -2,8 +2,8 @@
 // measured in the same run, with PASS/FAIL against the budgets. Prints one table per part and
 // writes bench/results/<part>-<timestamp>.json and bench/results/latest.json.
 //
-//   npm run bench                          all seven parts
-//   npm run bench -- fanout                one part: metrics, fanout, connections, capacity, limits, scrape, cluster
+//   npm run bench                          all eight parts
+//   npm run bench -- fanout                one part: metrics, fanout, connections, capacity, limits, scrape, cluster, apps
 //   npm run bench -- fanout --sockets 500 --events 100 --min-cpu 0.5    a quick run
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -77,7 +77,7 @@ export interface BenchOptions {
   log(message: string): void;
 }
 
-const PARTS = ['metrics', 'fanout', 'connections', 'capacity', 'limits', 'scrape', 'cluster'] as const;
+const PARTS = ['metrics', 'fanout', 'connections', 'capacity', 'limits', 'scrape', 'cluster', 'apps'] as const;
 export type Part = (typeof PARTS)[number];
 
 const RESULTS = join(ROOT, 'bench', 'results');
@@ -93,13 +93,14 @@ Parts (default: all, in this order):
   limits        every per-app limit set but not reached, against none: fan-out and client events
   scrape        /metrics with 1,000 apps configured and active, then with 19,000 open sockets
   cluster       nodes on one Redis: CPU per delivery vs one node, Redis commands per event, capacity
+  apps          connect + subscribe with apps from PostgreSQL vs from config, and the queries it costs
 
 Options:
   --sockets <n>           fan-out sockets per server, and the limits and cluster parts' (default 2000)
   --events <n>            fan-out, limits and cluster: events per round (default 300)
   --min-cpu <s>           fan-out, limits and cluster: CPU seconds the cheapest server must spend per pass (default 8)
   --max-rounds <n>        fan-out, limits and cluster: cap on rounds per pass (default 30)
-  --connections <n>       connections part: sockets per server (default 5000)
+  --connections <n>       connections part: sockets per server (default 5000); apps part: per round (at most 2000)
   --repeats <n>           connections and capacity parts: fresh processes per server, median kept (default 3)
   --apps <n>              scrape part: configured apps (default 1000)
   --scrapes <n>           scrape part: timed GET /metrics requests (default 200)
@@ -213,6 +214,8 @@ async function runPart(part: Part, options: BenchOptions): Promise<PartResult> {
       return (await import('./scrape')).run(options);
     case 'cluster':
       return (await import('./cluster')).run(options);
+    case 'apps':
+      return (await import('./apps')).run(options);
   }
 }
 

@@ -197,6 +197,19 @@ export function describeStore(kind: StoreKind): void {
       assert.ok(!text.includes(`app_id="${creds.id}"`), 'no series of the removed app');
     });
 
+    test("an app's own limits from its row: a set column holds for that app, NULL takes the server-wide option", async () => {
+      const strict = await appsCli(env, 'add', 'max_event_name_length=5', 'max_presence_members_per_channel=1');
+      const loose = await appsCli(env, 'add');
+      const n = await node();
+      const send = (creds: Record<string, string>, name: string) =>
+        sdk(n, { id: creds.id, key: creds.key, secret: creds.secret })
+          .trigger('c', name, {})
+          .then(() => 200, (err: { status?: number }) => err.status ?? 0);
+      assert.equal(await send(strict, 'short'), 200);
+      assert.equal(await send(strict, 'longer'), 400);
+      assert.equal(await send(loose, 'longer-than-five'), 200);
+    });
+
     test('a row changed by plain SQL is seen within APP_MANAGER_CACHE_TTL', async () => {
       const added = await appsCli(env, 'add');
       const creds = { id: added.id, key: added.key, secret: added.secret };
