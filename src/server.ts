@@ -131,6 +131,9 @@ export class Server {
 
   /** Binds the port(s) and starts the activity monitor. Rejects if a port cannot be bound. */
   async start(): Promise<void> {
+    // Apps from a database are loaded before the ports open (a known app never waits for a
+    // query), and before the cluster's first beat, which then covers them all.
+    await this.sync?.start();
     try {
       this.port = await listen(this.app, this.options.host, this.options.port, this.listenSockets, 'PORT');
       if (this.metricsApp !== null) {
@@ -140,10 +143,9 @@ export class Server {
       // A server that cannot take every port it was given holds none.
       for (const socket of this.listenSockets) uws.us_listen_socket_close(socket);
       this.listenSockets = [];
+      await this.sync?.stop();
       throw err;
     }
-    // Before the cluster's first beat, so that it covers every app this node serves.
-    await this.sync?.start();
     await this.cluster?.start(this.watchlist, this.counts);
     if (this.sync !== null && this.options.appManagerDriver === 'mysql') this.cluster?.watchAppChanges((id) => this.sync!.changed(id));
     this.activity = new ActivityMonitor(this.apps, this.options, this.fanOut);

@@ -10,6 +10,7 @@ import { parseExposition, sampleValue } from '../../helpers/exposition';
 import { BIN, spawnNode, type PwsNode } from '../../helpers/nodes';
 import { startRedis, type RedisInstance } from '../../helpers/redis';
 import { RawSocket, connected, eventually, nextEvent, subscribed } from '../../helpers/server';
+import { sleep } from '../../helpers/services';
 
 export interface StoreKind {
   name: 'postgres' | 'mysql';
@@ -163,7 +164,8 @@ export function describeStore(kind: StoreKind): void {
     test('disable closes the sockets with 4003 and refuses REST with 403; rotate-secret refuses the old signatures at once, on every node', async () => {
       const added = await appsCli(env, 'add');
       const creds = { id: added.id, key: added.key, secret: added.secret };
-      const [a, b] = [await node(), await node()];
+      // A reload would see the changes only after a minute: what arrives sooner was announced.
+      const [a, b] = [await node({ APP_MANAGER_CACHE_TTL: '60' }), await node({ APP_MANAGER_CACHE_TTL: '60' })];
       assert.equal(await triggerStatus(a, creds), 200);
       assert.equal(await triggerStatus(b, creds), 200);
 
@@ -245,6 +247,22 @@ export function describeStore(kind: StoreKind): void {
       assert.equal(n.output().match(/does not answer/g)?.length, 1, n.output());
       assert.equal(n.output().match(/answers again/g)?.length, 1, n.output());
       assert.equal((await (await rawSocket(n, 'unknown-after')).closed).code, 4001);
+    });
+
+    test('the database killed and restarted: the node takes announced changes again within a second', async () => {
+      const added = await appsCli(env, 'add');
+      // A reload would see the change only after a minute: what arrives sooner was announced.
+      const n = await node({ APP_MANAGER_CACHE_TTL: '60' });
+      const socket = await rawSocket(n, added.key);
+      await socket.socketId();
+      await db.kill();
+      await db.restart();
+      // PostgreSQL: the LISTEN connection is made again (every second); MySQL: changes come through Redis.
+      await sleep(2500);
+      await appsCli(env, 'disable', added.id);
+      const started = Date.now();
+      assert.equal((await socket.closed).code, 4003);
+      assert.ok(Date.now() - started < 1000, `closed ${Date.now() - started} ms after the change`);
     });
   });
 }
