@@ -36,8 +36,8 @@ if need_npm_install; then
 fi
 
 # ---------------------------------------------------------------- 2. Debian packages
-DEB_PACKAGES=(prometheus prometheus-pushgateway redis-server redis-tools)
-DEB_TOOLS=(prometheus promtool prometheus-pushgateway redis-server redis-cli)
+DEB_PACKAGES=(prometheus prometheus-pushgateway redis-server redis-tools chromium)
+DEB_TOOLS=(prometheus promtool prometheus-pushgateway redis-server redis-cli chromium)
 
 have_tool() {
   command -v "$1" >/dev/null 2>&1 || [ -x "/usr/bin/$1" ] || [ -x "/usr/sbin/$1" ] || [ -x "/usr/local/bin/$1" ]

@@ -81,6 +81,8 @@ export interface Options {
   redisSentinelPassword: string;
   webhooksBatching: boolean;
   webhooksBatchingDurationMs: number;
+  consoleEnabled: boolean;
+  consolePassword: string;
 }
 
 /** Valid values of ADAPTER_DRIVER. */
@@ -178,6 +180,8 @@ export const OPTION_SPECS: readonly Spec[] = [
   { env: 'DB_REDIS_SENTINEL_PASSWORD', key: 'redisSentinelPassword', kind: 'string', default: '', help: 'Password of the Sentinels themselves.' },
   { env: 'WEBHOOKS_BATCHING', key: 'webhooksBatching', kind: 'bool', default: 'true', help: 'Send up to 20 webhook events per POST (per app and URL); false sends one event per POST.' },
   { env: 'WEBHOOKS_BATCHING_DURATION', key: 'webhooksBatchingDurationMs', kind: 'int', default: '250', min: 0, help: 'Milliseconds a webhook event waits for others to share its POST (with WEBHOOKS_BATCHING).' },
+  { env: 'CONSOLE_ENABLED', key: 'consoleEnabled', kind: 'bool', default: 'false', help: 'Serve the live console at /console, on METRICS_SERVER_PORT when it is set, else on PORT (docs/console.md).' },
+  { env: 'CONSOLE_PASSWORD', key: 'consolePassword', kind: 'string', default: '', help: 'Password of the console; required with CONSOLE_ENABLED.' },
 ];
 
 const APP_FIELDS: Record<keyof AppConfig, Kind> = {
@@ -236,6 +240,7 @@ export function loadOptions(env: NodeJS.ProcessEnv = process.env, configPath?: s
   if (out.metricsServerPort !== 0 && out.metricsServerPort === out.port) {
     throw new OptionsError(`METRICS_SERVER_PORT: must differ from PORT (${out.port}); 0 serves /metrics on PORT`);
   }
+  if (out.consoleEnabled === true && out.consolePassword === '') throw new OptionsError('CONSOLE_PASSWORD: must be set when CONSOLE_ENABLED is on');
   checkTlsFiles(out.sslCert as string, out.sslKey as string, out.sslPass as string);
   checkRedis(out);
   if (out.rateLimiterDriver === 'redis' && out.adapterDriver !== 'redis') {

@@ -1,6 +1,7 @@
 import type { ChannelState } from '../adapter/adapter';
 import type { Apps, AppState } from '../apps';
 import type { ChannelEvents } from '../channels/events';
+import type { ConsoleTap } from '../console/tap';
 import type { Log } from '../log';
 import type { PwsMetrics } from '../metrics/pws-metrics';
 import type { Options } from '../options';
@@ -43,11 +44,11 @@ export class Webhooks implements ChannelEvents {
   private queues: RedisWebhookQueues | null = null;
 
   /** Null when no app has webhooks: then nothing listens, and channel events cost nothing. */
-  static forApps(apps: Apps, options: Options, metrics: PwsMetrics | null, log: Log): Webhooks | null {
-    return [...apps.all()].some((app) => app.config.webhooks.length > 0) ? new Webhooks(apps, options, metrics, log) : null;
+  static forApps(apps: Apps, options: Options, metrics: PwsMetrics | null, log: Log, console: ConsoleTap | null): Webhooks | null {
+    return [...apps.all()].some((app) => app.config.webhooks.length > 0) ? new Webhooks(apps, options, metrics, log, console) : null;
   }
 
-  private constructor(apps: Apps, options: Options, metrics: PwsMetrics | null, log: Log) {
+  private constructor(apps: Apps, options: Options, metrics: PwsMetrics | null, log: Log, console: ConsoleTap | null) {
     const ctx: StreamContext = (this.ctx = {
       sender: this.sender,
       batching: options.webhooksBatching,
@@ -55,6 +56,7 @@ export class Webhooks implements ChannelEvents {
       timings: DELIVERY,
       metrics: metrics === null ? null : new WebhookMetrics(metrics, apps),
       log,
+      console,
     });
     for (const app of apps.all()) {
       if (app.config.webhooks.length > 0) this.apps.set(app, new AppWebhooks(app, ctx));

@@ -1,0 +1,66 @@
+import type { ChannelState } from '../adapter/adapter';
+import type { AppState } from '../apps';
+import type { PwsMetrics } from '../metrics/pws-metrics';
+import type { ConsoleTap } from './tap';
+
+/** Running totals a node keeps for an app; rates are their differences over time. */
+export interface Totals {
+  /** WebSocket messages received and sent; null with METRICS_ENABLED off (the metrics engine counts them). */
+  messagesIn: number | null;
+  messagesOut: number | null;
+  webhooksSent: number;
+  webhooksFailed: number;
+}
+
+/** An occupied channel as the console lists it. */
+export interface ChannelRow {
+  name: string;
+  subscriptions: number;
+  users: number;
+}
+
+/** What the console shows for an app at one moment. */
+export interface Snapshot extends Totals {
+  connections: number;
+  channels: number;
+  members: number;
+  list: ChannelRow[];
+}
+
+// The browser shows the busiest channels; a million-channel app must not become a megabyte a second.
+export const MAX_LISTED_CHANNELS = 200;
+
+/** This node's totals for the app. */
+export function localTotals(app: AppState, metrics: PwsMetrics | null, tap: ConsoleTap): Totals {
+  const webhooks = tap.webhookTotals(app.config.id);
+  return {
+    messagesIn: metrics === null ? null : metrics.wsMessagesReceived.get(app.metricsSlot),
+    messagesOut: metrics === null ? null : metrics.wsMessagesSent.get(app.metricsSlot),
+    webhooksSent: webhooks.sent,
+    webhooksFailed: webhooks.failed,
+  };
+}
+
+/** Connections, channels and presence members as the ChannelState knows them: cluster-wide on Redis. */
+export async function snapshot(app: AppState, state: ChannelState, totals: Totals): Promise<Snapshot> {
+  const channels = await state.channels(app, '', true);
+  let members = 0;
+  const list: ChannelRow[] = [];
+  for (const [name, summary] of channels) {
+    members += summary.userCount;
+    list.push({ name, subscriptions: summary.subscriptionCount, users: summary.userCount });
+  }
+  list.sort((a, b) => b.subscriptions - a.subscriptions || (a.name < b.name ? -1 : 1));
+  if (list.length > MAX_LISTED_CHANNELS) list.length = MAX_LISTED_CHANNELS;
+  return { connections: state.connections(app), channels: channels.size, members, list, ...totals };
+}
+
+/** Adds another node's totals to these (a null stays null: that figure needs metrics everywhere). */
+export function addTotals(a: Totals, b: Totals): Totals {
+  return {
+    messagesIn: a.messagesIn === null || b.messagesIn === null ? null : a.messagesIn + b.messagesIn,
+    messagesOut: a.messagesOut === null || b.messagesOut === null ? null : a.messagesOut + b.messagesOut,
+    webhooksSent: a.webhooksSent + b.webhooksSent,
+    webhooksFailed: a.webhooksFailed + b.webhooksFailed,
+  };
+}
