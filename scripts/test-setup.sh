@@ -200,3 +200,4 @@ if [ -x node_modules/.bin/tsc ]; then
 else
   npx --no-install tsc -p .
 fi
+bash scripts/build-console.sh
