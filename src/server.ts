@@ -107,7 +107,7 @@ export class Server {
     const trigger = registerHttpApi(this.app, { apps: this.apps, options, broadcaster, state, limiter, refusals, cache, metrics: this.metrics, log: this.log, outbox: this.cluster?.outbox ?? null, console: consoleTap });
     if (consoleTap !== null) {
       const relay = this.cluster?.consoleRelay(consoleTap, this.metrics) ?? null;
-      this.console = new Console(consoleTap, { apps: this.apps, state, metrics: this.metrics, trigger, password: options.consolePassword, secure: options.sslCert !== '', log: this.log, relay });
+      this.console = new Console(consoleTap, { apps: this.apps, state, metrics: this.metrics, trigger, password: options.consolePassword, secure: options.sslCert !== '' && options.metricsServerPort === 0, log: this.log, relay });
     }
     registerHealth(this.app, { closing: () => this.closing, memoryThresholdPercent: options.acceptTrafficMemoryThreshold });
     if ((this.metrics !== null || this.console !== null) && options.metricsServerPort !== 0) {

@@ -19,6 +19,7 @@ export interface ConsoleContext {
   metrics: PwsMetrics | null;
   trigger: ApiTrigger;
   password: string;
+  /** The console's port serves TLS (PORT with SSL_CERT; the metrics port never does): its cookie gets Secure. */
   secure: boolean;
   log: Log;
   /** ADAPTER_DRIVER=redis: other nodes' rows and totals, and this node's for them; null on one node. */
