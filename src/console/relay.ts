@@ -113,6 +113,7 @@ export class ConsoleRelay {
     if (open) {
       this.link.subscribe(this.keys.channel, this.listener).catch((err) => this.log.warn(`console: not receiving other nodes' events: ${(err as Error)?.message ?? err}`));
       this.renewTimer = setInterval(() => void this.renew(), RENEW_MS);
+      this.renewTimer.unref();
       void this.renew();
       this.setOpen(true);
       return;
