@@ -8,14 +8,34 @@ import assert from 'node:assert/strict';
 import { loadOptions } from '../../src/options';
 import { OptionsError } from '../../src/protocol/errors';
 import { BIN, ROOT } from '../helpers/nodes';
-import { APP, connected, eventually, startServer, type TestServer } from '../helpers/server';
+import { APP, connected, eventually, startServer, subscribed, type TestServer } from '../helpers/server';
 import { freePort } from '../helpers/services';
+import { WebhookReceiver } from '../helpers/webhook-receiver';
 
 const PASSWORD = 'correct horse battery staple';
 const ENABLED = { CONSOLE_ENABLED: 'true', CONSOLE_PASSWORD: PASSWORD };
 
 function login(s: TestServer, password: string, base = s.url('')): Promise<Response> {
   return fetch(`${base}/console/login`, { method: 'POST', body: new URLSearchParams({ password }), redirect: 'manual' });
+}
+
+/** Reads a console's event stream as text, until stop(). */
+async function readStream(s: TestServer, cookie: string, appId = APP.id): Promise<{ text(): string; stop(): Promise<void> }> {
+  const controller = new AbortController();
+  const stream = await fetch(s.url(`/console/api/stream?app=${appId}`), { headers: { cookie }, signal: controller.signal });
+  assert.equal(stream.headers.get('content-type'), 'text/event-stream');
+  let text = '';
+  const reading = (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of stream.body!) text += decoder.decode(chunk as Uint8Array);
+  })().catch(() => undefined);
+  return {
+    text: () => text,
+    stop: async () => {
+      controller.abort();
+      await reading;
+    },
+  };
 }
 
 /** Logs in; returns the Cookie header to send and the page's CSRF token. */
@@ -135,27 +155,40 @@ test('with METRICS_SERVER_PORT set, the console is on that port and not on PORT'
 
 test('the event stream carries figures and log rows of the chosen app, and never a secret', async () => {
   const s = await startServer({ ...ENABLED, METRICS_ENABLED: 'true' });
-  const controller = new AbortController();
   try {
     const { cookie } = await session(s);
-    const stream = await fetch(s.url(`/console/api/stream?app=${APP.id}`), { headers: { cookie }, signal: controller.signal });
-    assert.equal(stream.headers.get('content-type'), 'text/event-stream');
-    let text = '';
-    const reading = (async () => {
-      const decoder = new TextDecoder();
-      for await (const chunk of stream.body!) text += decoder.decode(chunk as Uint8Array);
-    })().catch(() => undefined);
+    const stream = await readStream(s, cookie);
     const client = s.client();
     const socketId = await connected(client);
     await s.sdk().trigger('news', 'flash', { headline: 'hi' });
-    await eventually(() => text.includes(`"type":"connection","socket":"${socketId}"`) && text.includes('"type":"api_message","channel":"news","event":"flash"'), 3000, 'the rows');
-    await eventually(() => /"connections":1,/.test(text), 3000, 'a figure of one connection');
-    assert.ok(!text.includes(APP.secret), 'no secret in the stream');
+    await eventually(() => stream.text().includes(`"type":"connection","socket":"${socketId}"`) && stream.text().includes('"type":"api_message","channel":"news","event":"flash"'), 3000, 'the rows');
+    await eventually(() => /"connections":1,/.test(stream.text()), 3000, 'a figure of one connection');
+    assert.ok(!stream.text().includes(APP.secret), 'no secret in the stream');
     client.disconnect();
-    await eventually(() => text.includes('"type":"disconnection"'), 3000, 'the disconnection');
-    controller.abort();
-    await reading;
+    await eventually(() => stream.text().includes('"type":"disconnection"'), 3000, 'the disconnection');
+    await stream.stop();
+    assert.equal((await fetch(s.url('/console/api/stream?app=no-such-app'), { headers: { cookie } })).status, 404);
   } finally {
     await s.stop();
+  }
+});
+
+test('webhooks sent and failed are counted and logged without METRICS_ENABLED', async () => {
+  const receiver = await WebhookReceiver.start();
+  receiver.answer = () => (receiver.requests.length === 1 ? 500 : 200);
+  const s = await startServer({ ...ENABLED, DEFAULT_APP_WEBHOOKS: JSON.stringify([{ url: receiver.url(), event_types: ['channel_occupied'] }]) });
+  try {
+    const { cookie } = await session(s);
+    const stream = await readStream(s, cookie);
+    const client = s.client();
+    await subscribed(client, 'orders');
+    await receiver.waitForEvents(1);
+    await eventually(() => stream.text().includes('"type":"webhook_failed"') && stream.text().includes('"type":"webhook"'), 5000, 'the webhook rows');
+    await eventually(() => /"webhooksSent":1,"webhooksFailed":1/.test(stream.text()), 3000, 'the webhook figures');
+    assert.match(stream.text(), /"messagesIn":null,"messagesOut":null/, 'message rates need the metrics engine');
+    await stream.stop();
+  } finally {
+    await s.stop();
+    await receiver.close();
   }
 });
