@@ -44,7 +44,10 @@ export class Console {
     this.samples = new SampleRings(ctx.apps, ctx.metrics, tap, (id, sample) => this.streams.sampled(id, sample));
     const streams = this.streams;
     tap.drainTo(relay === null ? (row) => streams.push(row) : (row) => relay.local(row));
-    relay?.deliverTo((row) => streams.push(row));
+    relay?.deliverTo(
+      (row) => streams.push(row),
+      (rows) => streams.skipped(rows),
+    );
   }
 
   /** Adds the console's routes (before the port's catch-all). */

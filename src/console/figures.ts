@@ -28,7 +28,7 @@ export interface Snapshot extends Totals {
 }
 
 // The browser shows the busiest channels; a million-channel app must not become a megabyte a second.
-export const MAX_LISTED_CHANNELS = 200;
+const MAX_LISTED_CHANNELS = 200;
 
 /** This node's totals for the app. */
 export function localTotals(app: AppState, metrics: PwsMetrics | null, tap: ConsoleTap): Totals {

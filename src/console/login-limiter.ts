@@ -1,5 +1,5 @@
 /** Failed logins allowed per client address in one window, before it must wait. */
-export const MAX_FAILURES = 5;
+const MAX_FAILURES = 5;
 const WINDOW_MS = 60_000;
 // Bounds the memory an attacker spraying addresses can take; past it the oldest entry goes.
 const MAX_TRACKED = 10_000;

@@ -43,6 +43,7 @@ export class ConsoleRelay {
   openElsewhere = false;
   private here = false;
   private deliver: RowSink = () => {};
+  private skipped: (rows: number) => void = () => {};
   private changed: () => void = () => {};
   private watchTimer: NodeJS.Timeout | null = null;
   private renewTimer: NodeJS.Timeout | null = null;
@@ -63,9 +64,10 @@ export class ConsoleRelay {
     private readonly log: Log,
   ) {}
 
-  /** Where rows for this node's streams go (its own and the other nodes'). */
-  deliverTo(sink: RowSink): void {
+  /** Where rows for this node's streams go (its own and the other nodes'), and the counts of rows other nodes skipped. */
+  deliverTo(sink: RowSink, skipped: (rows: number) => void): void {
     this.deliver = sink;
+    this.skipped = skipped;
   }
 
   /** Starts watching for consoles open anywhere; `changed` is told when that flips. */
@@ -181,5 +183,6 @@ export class ConsoleRelay {
     if (batch.node === this.node) return;
     if (batch.totals !== null) this.remote.set(batch.node, { totals: batch.totals, at: Date.now() });
     for (const row of batch.rows) this.deliver(row);
+    if (batch.dropped > 0) this.skipped(batch.dropped);
   }
 }

@@ -16,7 +16,7 @@ export interface Sample {
 }
 
 /** Seconds between samples; the chart spans SAMPLES of them (15 minutes). */
-export const SAMPLE_INTERVAL_MS = 5000;
+const SAMPLE_INTERVAL_MS = 5000;
 const SAMPLES = (15 * 60 * 1000) / SAMPLE_INTERVAL_MS;
 
 /**

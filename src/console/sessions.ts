@@ -7,7 +7,7 @@ export interface Session {
 }
 
 /** The session cookie's name; its path is /console, so no other route ever receives it. */
-export const COOKIE = 'pws_console';
+const COOKIE = 'pws_console';
 const SESSION_MS = 12 * 60 * 60 * 1000;
 
 /**

@@ -9,10 +9,10 @@ import type { LogRow } from './tap';
 import type { ConsoleTap } from './tap';
 
 /** Log rows go out at most this often, figures every FIGURES_EVERY flushes (once a second). */
-export const FLUSH_MS = 250;
+const FLUSH_MS = 250;
 const FIGURES_EVERY = 4;
 /** Rows one flush carries at most; the rest are counted as dropped, so a busy app cannot flood the browser. */
-export const MAX_ROWS_PER_FLUSH = 100;
+const MAX_ROWS_PER_FLUSH = 100;
 
 /** Other nodes' totals for an app (ADAPTER_DRIVER=redis), or null on one node. */
 export type RemoteTotals = (appId: string) => Totals | null;
@@ -77,6 +77,11 @@ export class ConsoleStreams {
       if (stream.rows.length < MAX_ROWS_PER_FLUSH && !stream.congested) stream.rows.push(row);
       else stream.dropped++;
     }
+  }
+
+  /** Rows another node skipped (over its own per-flush bound): counted on every stream, as the browser shows. */
+  skipped(rows: number): void {
+    for (const stream of this.streams) stream.dropped += rows;
   }
 
   /** A new chart point for an app. */
