@@ -44,8 +44,8 @@ describe('the console in chromium', { skip }, () => {
     await page.goto(s.url('/console'));
     await screenshot(page, 'login');
     await logIn(page, s.url(''), PASSWORD);
-    await page.getByTestId('app-select').waitFor();
-    assert.equal(await page.getByTestId('app-select').inputValue(), APP.id);
+    // The page fills the list from the API, then opens the first app.
+    await eventually(async () => (await page.getByTestId('app-select').inputValue()) === APP.id, 3000, 'the app list');
     const cookie = (await page.context().cookies()).find((c) => c.name === 'pws_console')!;
     assert.deepEqual([cookie.httpOnly, cookie.sameSite, cookie.path], [true, 'Strict', '/console']);
     await eventually(async () => (await page.getByTestId('stream-status').textContent()) === 'live', 3000, 'the stream');
