@@ -2,6 +2,7 @@ import type { ChannelState } from '../adapter/adapter';
 import type { AppState } from '../apps';
 import type { PwsMetrics } from '../metrics/pws-metrics';
 import type { ConsoleTap } from './tap';
+import type { ChannelRow, Figures } from './web/wire';
 
 /** Running totals a node keeps for an app; rates are their differences over time. */
 export interface Totals {
@@ -12,20 +13,8 @@ export interface Totals {
   webhooksFailed: number;
 }
 
-/** An occupied channel as the console lists it. */
-export interface ChannelRow {
-  name: string;
-  subscriptions: number;
-  users: number;
-}
-
-/** What the console shows for an app at one moment. */
-export interface Snapshot extends Totals {
-  connections: number;
-  channels: number;
-  members: number;
-  list: ChannelRow[];
-}
+/** An app's connections, channels and presence members at one moment. */
+export type Occupancy = Pick<Figures, 'connections' | 'channels' | 'members' | 'list'>;
 
 // The browser shows the busiest channels; a million-channel app must not become a megabyte a second.
 const MAX_LISTED_CHANNELS = 200;
@@ -42,7 +31,7 @@ export function localTotals(app: AppState, metrics: PwsMetrics | null, tap: Cons
 }
 
 /** Connections, channels and presence members as the ChannelState knows them: cluster-wide on Redis. */
-export async function snapshot(app: AppState, state: ChannelState, totals: Totals): Promise<Snapshot> {
+export async function occupancy(app: AppState, state: ChannelState): Promise<Occupancy> {
   const channels = await state.channels(app, '', true);
   let members = 0;
   const list: ChannelRow[] = [];
@@ -52,7 +41,7 @@ export async function snapshot(app: AppState, state: ChannelState, totals: Total
   }
   list.sort((a, b) => b.subscriptions - a.subscriptions || (a.name < b.name ? -1 : 1));
   if (list.length > MAX_LISTED_CHANNELS) list.length = MAX_LISTED_CHANNELS;
-  return { connections: state.connections(app), channels: channels.size, members, list, ...totals };
+  return { connections: state.connections(app), channels: channels.size, members, list };
 }
 
 /** Adds another node's totals to these (a null stays null: that figure needs metrics everywhere). */

@@ -3,7 +3,8 @@ import type { Log } from '../log';
 import type { PwsMetrics } from '../metrics/pws-metrics';
 import type { RedisLink } from '../cluster/redis-link';
 import { addTotals, localTotals, type Totals } from './figures';
-import type { ConsoleTap, LogRow, RowSink } from './tap';
+import type { ConsoleTap, RowSink } from './tap';
+import type { LogRow } from './web/wire';
 
 /** The Redis names the relay uses (from the cluster's Keys). */
 export interface RelayKeys {

@@ -2,20 +2,9 @@ import type { Apps } from '../apps';
 import type { PwsMetrics } from '../metrics/pws-metrics';
 import { localTotals, type Totals } from './figures';
 import type { ConsoleTap } from './tap';
+import type { Sample } from './web/wire';
 
-/** One point of the console's chart: this node's figures, rates per second since the point before. */
-export interface Sample {
-  t: number;
-  connections: number;
-  channels: number;
-  members: number;
-  messagesIn: number | null;
-  messagesOut: number | null;
-  webhooksSent: number;
-  webhooksFailed: number;
-}
-
-/** Seconds between samples; the chart spans SAMPLES of them (15 minutes). */
+/** Milliseconds between samples; the chart spans SAMPLES of them (15 minutes). */
 const SAMPLE_INTERVAL_MS = 5000;
 const SAMPLES = (15 * 60 * 1000) / SAMPLE_INTERVAL_MS;
 

@@ -3,10 +3,10 @@ import type { Apps } from '../apps';
 import type { Log } from '../log';
 import type { PwsMetrics } from '../metrics/pws-metrics';
 import type { HttpResponse } from '../uws';
-import { addTotals, localTotals, snapshot, type Totals } from './figures';
-import { rate, type Sample } from './samples';
-import type { LogRow } from './tap';
+import { addTotals, localTotals, occupancy, type Totals } from './figures';
+import { rate } from './samples';
 import type { ConsoleTap } from './tap';
+import type { Figures, LogRow, Sample } from './web/wire';
 
 /** Log rows go out at most this often, figures every FIGURES_EVERY flushes (once a second). */
 const FLUSH_MS = 250;
@@ -140,7 +140,7 @@ export class ConsoleStreams {
       const others = this.remote(id);
       const totals = others === null ? local : addTotals(local, others);
       const now = performance.now();
-      const figures = await snapshot(app, this.state, totals);
+      const occupied = await occupancy(app, this.state);
       for (const stream of this.streams) {
         if (stream.appId !== id) continue;
         const seconds = stream.last === null ? 0 : (now - stream.last.at) / 1000;
@@ -150,7 +150,8 @@ export class ConsoleStreams {
           messagesOut: seconds > 0 ? rate(totals.messagesOut, before.messagesOut, seconds) : totals.messagesOut === null ? null : 0,
         };
         stream.last = { totals, at: now };
-        this.write(stream, message('figures', { ...figures, rates }));
+        const figures: Figures = { ...occupied, webhooksSent: totals.webhooksSent, webhooksFailed: totals.webhooksFailed, rates };
+        this.write(stream, message('figures', figures));
       }
     });
     Promise.all(rounds)

@@ -1,23 +1,7 @@
 import type { AppState } from '../apps';
 import type { ChannelEvents } from '../channels/events';
 import { socketId, type Socket } from '../ws/socket';
-
-/** One line of the console's event log, as the browser receives it. */
-export interface LogRow {
-  /** Wall-clock milliseconds. */
-  t: number;
-  app: string;
-  type: string;
-  channel?: string;
-  event?: string;
-  socket?: string;
-  user?: string;
-  data?: string;
-  code?: number;
-  detail?: string;
-  /** The node it happened on (ADAPTER_DRIVER=redis). */
-  node?: string;
-}
+import type { LogRow } from './web/wire';
 
 /** Where rows go while a console is open somewhere: this node's streams, the cluster relay. */
 export type RowSink = (row: LogRow) => void;

@@ -1,14 +1,4 @@
-/** One chart point as the server samples it (see src/console/samples.ts). */
-export interface Sample {
-  t: number;
-  connections: number;
-  channels: number;
-  members: number;
-  messagesIn: number | null;
-  messagesOut: number | null;
-  webhooksSent: number;
-  webhooksFailed: number;
-}
+import type { Sample } from './wire.js';
 
 /** Which lines the chart draws. */
 export type SeriesGroup = 'counts' | 'messages' | 'webhooks';

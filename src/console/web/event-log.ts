@@ -1,17 +1,4 @@
-/** One log row as the server streams it (see src/console/tap.ts). */
-export interface LogRow {
-  t: number;
-  app: string;
-  type: string;
-  channel?: string;
-  event?: string;
-  socket?: string;
-  user?: string;
-  data?: string;
-  code?: number;
-  detail?: string;
-  node?: string;
-}
+import type { LogRow } from './wire.js';
 
 /** Rows kept in the page; older ones are dropped, so a long session stays light. */
 const HISTORY = 500;

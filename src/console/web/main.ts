@@ -1,21 +1,6 @@
-import { drawChart, formatNumber, type Sample, type SeriesGroup } from './chart.js';
-import { EventLog, type LogRow } from './event-log.js';
-
-interface ChannelRow {
-  name: string;
-  subscriptions: number;
-  users: number;
-}
-
-interface Figures {
-  connections: number;
-  channels: number;
-  members: number;
-  list: ChannelRow[];
-  webhooksSent: number;
-  webhooksFailed: number;
-  rates: { messagesIn: number | null; messagesOut: number | null };
-}
+import { drawChart, formatNumber, type SeriesGroup } from './chart.js';
+import { EventLog } from './event-log.js';
+import type { ChannelRow, Figures, LogRow, Sample } from './wire.js';
 
 const csrf = document.querySelector<HTMLMetaElement>('meta[name="csrf-token"]')!.content;
 
