@@ -75,9 +75,12 @@ export function drawChart(canvas: HTMLCanvasElement, samples: Sample[], group: S
   }
   for (const line of series) {
     g.strokeStyle = line.color;
+    g.fillStyle = line.color;
     g.lineWidth = 2;
     g.beginPath();
     let drawing = false;
+    let lastX = -1;
+    let lastY = 0;
     for (const s of shown) {
       const value = s[line.field];
       if (value === null) {
@@ -89,8 +92,16 @@ export function drawChart(canvas: HTMLCanvasElement, samples: Sample[], group: S
       if (drawing) g.lineTo(x, y);
       else g.moveTo(x, y);
       drawing = true;
+      lastX = x;
+      lastY = y;
     }
     g.stroke();
+    // The newest value as a dot, so a line of a few samples at the right edge still shows.
+    if (lastX >= 0) {
+      g.beginPath();
+      g.arc(lastX, lastY, 3, 0, 2 * Math.PI);
+      g.fill();
+    }
   }
   g.textAlign = 'left';
   g.textBaseline = 'middle';
