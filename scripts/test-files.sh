@@ -4,8 +4,8 @@
 # it exercises Redis-side logic that is the same JavaScript on every Node, and it is the slowest part,
 # so the Node 22 and 24 runs (scripts/test-node-matrix.sh) take every other file: WebSocket, REST,
 # metrics, the uWS build, the cluster's delivery, presence, Sentinel and Redis Cluster, and webhooks.
-# It also leaves out the console's tests (dist/test/console): most drive Debian's chromium, which the
-# Debian 13 root does not install, and the console's server side is the same JavaScript on every Node.
+# It also leaves out the console's tests (dist/test/console): most drive a headless chromium, the slowest
+# tests after the faults, and the console is the same JavaScript on every Node, so the host's run covers it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 case "${PWS_TEST_SUBSET:-all}" in
