@@ -63,10 +63,11 @@ export class ConsoleStreams {
       res.write(`retry: 2000\n\n${message('samples', history)}`);
     });
     this.streams.add(stream);
-    if (this.streams.size === 1) {
-      this.timer = setInterval(() => this.flush(), FLUSH_MS);
-      this.openChanged(true);
-    }
+    if (this.streams.size > 1) return;
+    // The first stream gets its figures at once; later ones with the next round, so that every
+    // stream's rates span a whole second.
+    this.timer = setInterval(() => this.flush(), FLUSH_MS);
+    this.openChanged(true);
     this.figures();
   }
 
@@ -143,12 +144,10 @@ export class ConsoleStreams {
       const occupied = await occupancy(app, this.state);
       for (const stream of this.streams) {
         if (stream.appId !== id) continue;
-        const seconds = stream.last === null ? 0 : (now - stream.last.at) / 1000;
-        const before = stream.last?.totals ?? totals;
-        const rates = {
-          messagesIn: seconds > 0 ? rate(totals.messagesIn, before.messagesIn, seconds) : totals.messagesIn === null ? null : 0,
-          messagesOut: seconds > 0 ? rate(totals.messagesOut, before.messagesOut, seconds) : totals.messagesOut === null ? null : 0,
-        };
+        // A new stream's first figures have no second before them: its rates read 0 (or null).
+        const before = stream.last ?? { totals, at: now - 1000 };
+        const seconds = (now - before.at) / 1000;
+        const rates = { messagesIn: rate(totals.messagesIn, before.totals.messagesIn, seconds), messagesOut: rate(totals.messagesOut, before.totals.messagesOut, seconds) };
         stream.last = { totals, at: now };
         const figures: Figures = { ...occupied, webhooksSent: totals.webhooksSent, webhooksFailed: totals.webhooksFailed, rates };
         this.write(stream, message('figures', figures));
