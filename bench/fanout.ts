@@ -1,7 +1,8 @@
 // Fan-out: N sockets on one channel, M events through the REST API (batches of 10, then one per
 // request, then one per request with 20 requests in flight), every delivery counted by the
-// clients. Three servers take turns round by round — pws-server with metrics on, with metrics
-// off, and the bare-uWS reference — so that drift in the machine's load falls on all three alike. Figures are each server's own CPU (utime + stime
+// clients. Four servers take turns round by round — pws-server with metrics on, with metrics
+// off, with metrics on and a console open streaming its event log (CONSOLE_ENABLED), and the
+// bare-uWS reference — so that drift in the machine's load falls on all alike. Figures are each server's own CPU (utime + stime
 // from /proc/<pid>/stat) over the event phase only, per million deliveries.
 import { Agent } from 'node:http';
 import { join } from 'node:path';
@@ -29,6 +30,9 @@ export const BATCH = 10;
 // Requests in flight at once in the concurrent pass: many queue workers each triggering one event.
 export const IN_FLIGHT = 20;
 const CONCURRENT_LIMIT = 1.1;
+// An open console streaming the log, against the same server with the console off (issue #22).
+const CONSOLE_LIMIT = 1.05;
+const CONSOLE_PASSWORD = 'bench-console';
 
 /** The passes, in order: how many events a request carries and how many requests are in flight. */
 const PASSES = [
@@ -40,7 +44,7 @@ type Pass = (typeof PASSES)[number];
 
 /** One server under test, its clients, and how events reach it. */
 interface Contender {
-  key: 'on' | 'off' | 'reference';
+  key: 'on' | 'off' | 'console' | 'reference';
   server: ServerProcess;
   client: ClientProcess;
   /** Sends `events` events in requests of `batch`, `inFlight` requests at a time (default one). */
@@ -75,7 +79,9 @@ export interface FanOutResult {
   events: number;
   payloadBytes: number;
   frameBytes: number;
-  passes: Array<{ pass: Pass['pass']; batch: number; inFlight: number; servers: FanOutFigures[]; metricsOnVsOff: number }>;
+  passes: Array<{ pass: Pass['pass']; batch: number; inFlight: number; servers: FanOutFigures[]; metricsOnVsOff: number; consoleOpenVsOff: number }>;
+  /** Bytes the open console's event stream carried over the whole run. */
+  consoleStreamBytes: number;
 }
 
 const PWS_ENV = {
@@ -93,6 +99,7 @@ export function contenderSpecs(options: BenchOptions, fds: number, part: string)
   return {
     on: { ...pwsServerSpec('pws-server, metrics on', { ...PWS_ENV, METRICS_ENABLED: 'true' }, undefined, options.pwsBin), fds, nodeFlags },
     off: { ...pwsServerSpec('pws-server, metrics off', { ...PWS_ENV, METRICS_ENABLED: 'false' }, undefined, options.pwsBin), fds, nodeFlags },
+    console: { ...pwsServerSpec('pws-server, metrics on, console open', { ...PWS_ENV, METRICS_ENABLED: 'true', CONSOLE_ENABLED: 'true', CONSOLE_PASSWORD }, undefined, options.pwsBin), fds, nodeFlags },
     reference: { ...referenceServerSpec(), fds, nodeFlags },
   };
 }
@@ -211,16 +218,18 @@ export async function run(options: BenchOptions): Promise<PartResult<FanOutResul
   const fds = sockets + 1024;
   const specs = contenderSpecs(options, fds, 'fanout');
   const contenders: Contender[] = [];
+  let consoleStream: ConsoleStream | null = null;
   try {
-    for (const key of ['on', 'off', 'reference'] as const) {
+    for (const key of ['on', 'off', 'console', 'reference'] as const) {
       const server = await startServer(specs[key]);
       const client = startClient(fds);
       contenders.push({ key, server, client, send: key === 'reference' ? referenceSender(server.port) : pwsSender(server.port) });
       const ms = await client.open(`ws://127.0.0.1:${server.port}/app/${APP.key}?protocol=7&client=bench&version=1`, sockets, CHANNEL);
       options.log(`fanout: ${sockets} sockets subscribed on ${server.name} in ${(ms / 1000).toFixed(1)} s`);
+      if (key === 'console') consoleStream = await openConsole(server.port);
     }
 
-    const result: FanOutResult = { sockets, events, payloadBytes: DATA.length, frameBytes: JSON.stringify({ event: EVENT, channel: CHANNEL, data: DATA }).length, passes: [] };
+    const result: FanOutResult = { sockets, events, payloadBytes: DATA.length, frameBytes: JSON.stringify({ event: EVENT, channel: CHANNEL, data: DATA }).length, passes: [], consoleStreamBytes: 0 };
     for (const p of PASSES) {
       const measured = await takeTurns(contenders, (c) => round(c, sockets, events, p, options.timeoutMs), options, `fanout ${p.pass}: ${events} events x ${sockets} sockets`);
       const by = (key: Contender['key']) => {
@@ -228,14 +237,18 @@ export async function run(options: BenchOptions): Promise<PartResult<FanOutResul
         return figures(contenders[k].server.name, measured[k]);
       };
       const ref = by('reference');
-      const servers = (['on', 'off', 'reference'] as const).map((key) => {
+      const servers = (['on', 'off', 'reference', 'console'] as const).map((key) => {
         const f = by(key);
         return { ...f, ratioToReference: f.cpuPerMillion / ref.cpuPerMillion };
       });
-      result.passes.push({ pass: p.pass, batch: p.batch, inFlight: p.inFlight, servers, metricsOnVsOff: servers[0].cpuPerMillion / servers[1].cpuPerMillion });
+      const consoleOpenVsOff = servers[3].cpuPerMillion / servers[0].cpuPerMillion;
+      result.passes.push({ pass: p.pass, batch: p.batch, inFlight: p.inFlight, servers, metricsOnVsOff: servers[0].cpuPerMillion / servers[1].cpuPerMillion, consoleOpenVsOff });
     }
+    result.consoleStreamBytes = consoleStream!.bytes();
+    if (result.consoleStreamBytes === 0) throw new Error('the console stream carried nothing: the console was not open');
     return report(result);
   } finally {
+    consoleStream?.close();
     for (const c of contenders) await c.client.stop();
     for (const c of contenders) await c.server.stop();
   }
@@ -265,6 +278,7 @@ function report(result: FanOutResult): PartResult<FanOutResult> {
       pass: batched.servers[0].ratioToReference <= 1.25,
     },
     { what: 'fan-out CPU, batched, metrics on vs off', value: batched.metricsOnVsOff, limit: 1.03, unit: 'x', pass: batched.metricsOnVsOff <= 1.03 },
+    { what: 'fan-out CPU, batched, console open and streaming vs console off (metrics on)', value: batched.consoleOpenVsOff, limit: CONSOLE_LIMIT, unit: 'x', pass: batched.consoleOpenVsOff <= CONSOLE_LIMIT },
   ];
   const concurrent = result.passes.find((p) => p.pass === 'concurrent');
   if (concurrent !== undefined) {
@@ -276,5 +290,28 @@ function report(result: FanOutResult): PartResult<FanOutResult> {
     `${result.sockets} sockets on one channel, ${result.events} events per round, ${result.frameBytes}-byte frames; server CPU over the event phase only`,
   ];
   if (single !== undefined) notes.push(`single-event pass, metrics on vs off: ${single.metricsOnVsOff.toFixed(3)}x (no budget)`);
+  notes.push(`console open vs off: ${result.passes.map((p) => `${p.pass} ${p.consoleOpenVsOff.toFixed(3)}x`).join(', ')}; its stream carried ${Math.round(result.consoleStreamBytes / 1024)} KB`);
   return { part: 'fanout', title: 'Fan-out through the REST API', table, budgets, notes, figures: result };
+}
+
+/** A console's event stream held open by the bench, read and counted like a browser would. */
+interface ConsoleStream {
+  bytes(): number;
+  close(): void;
+}
+
+// Logs in and opens the stream of the benchmark app: every REST event becomes a log row on it.
+async function openConsole(port: number): Promise<ConsoleStream> {
+  const base = `http://127.0.0.1:${port}/console`;
+  const login = await fetch(`${base}/login`, { method: 'POST', body: new URLSearchParams({ password: CONSOLE_PASSWORD }), redirect: 'manual' });
+  const cookie = login.headers.get('set-cookie')?.split(';')[0];
+  if (login.status !== 303 || cookie === undefined) throw new Error(`console login answered ${login.status}`);
+  const controller = new AbortController();
+  const stream = await fetch(`${base}/api/stream?app=${APP.id}`, { headers: { cookie }, signal: controller.signal });
+  if (stream.status !== 200 || stream.body === null) throw new Error(`console stream answered ${stream.status}`);
+  let bytes = 0;
+  void (async () => {
+    for await (const chunk of stream.body!) bytes += (chunk as Uint8Array).byteLength;
+  })().catch(() => undefined);
+  return { bytes: () => bytes, close: () => controller.abort() };
 }

@@ -86,7 +86,7 @@ const USAGE = `Usage: npm run bench -- [part…] [options]
 
 Parts (default: all, in this order):
   metrics       metrics engine micro-benchmarks vs prom-client (bench/metrics.ts)
-  fanout        REST events to N subscribed sockets: pws-server (metrics on, off) vs bare uWS
+  fanout        REST events to N subscribed sockets: pws-server (metrics on, off, console open) vs bare uWS
   connections   idle RSS per connection and CPU per 1,000 connects vs bare uWS
   capacity      18,000 subscribed sockets: RSS per socket, connect CPU, a scrape, a broadcast,
                 and a socket on many channels, vs bare uWS

@@ -43,10 +43,11 @@ DEB_TOOLS=(prometheus promtool prometheus-pushgateway redis-server redis-cli)
 # The real PostgreSQL and MariaDB of the SQL app-store tests (test/helpers/databases.ts). Debian
 # keeps PostgreSQL's initdb and postgres in /usr/lib/postgresql/<major>/bin, off PATH (have_tool
 # looks there); mariadbd is in /usr/sbin, mariadb-install-db in /usr/bin. The Node 22/24 runs
-# (PWS_TEST_SUBSET=node-matrix) leave those tests out, so they do not install them.
+# (PWS_TEST_SUBSET=node-matrix) leave those tests out, so they do not install them; nor the
+# chromium of the console's browser tests (test/console), which they leave out too.
 if [ "${PWS_TEST_SUBSET:-all}" != node-matrix ]; then
-  DEB_PACKAGES+=(postgresql mariadb-server)
-  DEB_TOOLS+=(initdb postgres mariadbd mariadb-install-db)
+  DEB_PACKAGES+=(postgresql mariadb-server chromium)
+  DEB_TOOLS+=(initdb postgres mariadbd mariadb-install-db chromium)
 fi
 
 have_tool() {
@@ -225,3 +226,4 @@ if [ -x node_modules/.bin/tsc ]; then
 else
   npx --no-install tsc -p .
 fi
+bash scripts/build-console.sh

@@ -105,6 +105,8 @@ export interface Options {
   mysqlDatabase: string;
   mysqlSsl: SqlSsl;
   mysqlTable: string;
+  consoleEnabled: boolean;
+  consolePassword: string;
 }
 
 /** Valid values of APP_MANAGER_DRIVER. */
@@ -226,6 +228,8 @@ export const OPTION_SPECS: readonly Spec[] = [
   { env: 'DB_MYSQL_DATABASE', key: 'mysqlDatabase', kind: 'string', default: 'pws', help: 'MySQL or MariaDB database holding the apps table.' },
   { env: 'DB_MYSQL_SSL', key: 'mysqlSsl', kind: 'sqlSsl', default: 'off', help: 'TLS to MySQL or MariaDB: off, on (encrypted, certificate not checked) or verify.' },
   { env: 'APP_MANAGER_MYSQL_TABLE', key: 'mysqlTable', kind: 'table', default: 'apps', help: 'Table of apps in MySQL or MariaDB (database.table allowed).' },
+  { env: 'CONSOLE_ENABLED', key: 'consoleEnabled', kind: 'bool', default: 'false', help: 'Serve the live console at /console, on METRICS_SERVER_PORT when it is set, else on PORT (docs/console.md).' },
+  { env: 'CONSOLE_PASSWORD', key: 'consolePassword', kind: 'string', default: '', help: 'Password of the console; required with CONSOLE_ENABLED.' },
 ];
 
 const APP_FIELDS: Record<keyof AppConfig, Kind> = {
@@ -303,6 +307,7 @@ export function loadOptions(env: NodeJS.ProcessEnv = process.env, configPath?: s
   if (out.metricsServerPort !== 0 && out.metricsServerPort === out.port) {
     throw new OptionsError(`METRICS_SERVER_PORT: must differ from PORT (${out.port}); 0 serves /metrics on PORT`);
   }
+  if (out.consoleEnabled === true && out.consolePassword === '') throw new OptionsError('CONSOLE_PASSWORD: must be set when CONSOLE_ENABLED is on');
   checkTlsFiles(out.sslCert as string, out.sslKey as string, out.sslPass as string);
   checkRedis(out);
   if (out.rateLimiterDriver === 'redis' && out.adapterDriver !== 'redis') {

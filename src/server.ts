@@ -11,6 +11,8 @@ import { LocalRateLimiter, type RateLimiter } from './limits/rate-limiter';
 import { Refusals } from './limits/refusals';
 import { Channels } from './channels/channels';
 import { ChannelEventLog } from './channels/event-log';
+import { Console } from './console/console';
+import { ConsoleTap } from './console/tap';
 import { channelEventsOf } from './channels/events';
 import { ExtrasMetrics } from './channels/extras-metrics';
 import { SubscriptionCounts } from './channels/subscription-counts';
@@ -47,6 +49,7 @@ export class Server {
   private readonly sync: AppSync | null;
   private readonly webhooks: Webhooks | null;
   private readonly watchlist: Watchlist;
+  private readonly console: Console | null = null;
   private activity: ActivityMonitor | null = null;
   private memory: MemoryWatch | null = null;
   private listenSockets: us_listen_socket[] = [];
@@ -71,11 +74,13 @@ export class Server {
     this.metrics?.addApps(this.apps);
     if (this.metrics !== null && options.metricsDriver === 'pushgateway') this.pushgateway = new PushgatewayDriver(this.metrics, options, this.log);
     this.fanOut = new FanOut(this.app, this.metrics);
-    this.webhooks = Webhooks.forApps(this.apps, options, this.metrics, this.log, fromStore);
+    // Only with CONSOLE_ENABLED: otherwise no hook has a tap, and none of the console exists.
+    const consoleTap = options.consoleEnabled ? new ConsoleTap() : null;
+    this.webhooks = Webhooks.forApps(this.apps, options, this.metrics, this.log, fromStore, consoleTap);
     this.sync = fromStore
       ? new AppSync({ apps: this.apps, store: loadSqlStore().open(options), fanOut: this.fanOut, log: this.log, metrics: this.metrics && new StoreMetrics(this.metrics), ttlMs: options.appManagerCacheTtlSeconds * 1000 })
       : null;
-    const events = channelEventsOf([...(options.debug ? [new ChannelEventLog(this.log)] : []), ...(this.webhooks ? [this.webhooks] : [])]);
+    const events = channelEventsOf([...(options.debug ? [new ChannelEventLog(this.log)] : []), ...(this.webhooks ? [this.webhooks] : []), ...(consoleTap ? [consoleTap] : [])]);
     // The local adapter is the FanOut and this node's own counts: no connection, no extra work.
     this.cluster = options.adapterDriver === 'redis' ? new (loadRedisAdapter())(options, this.apps, this.fanOut, events, this.metrics, this.log) : null;
     if (this.cluster !== null) this.webhooks?.keepIn(this.cluster.webhookQueues());
@@ -93,7 +98,7 @@ export class Server {
     this.counts = fromStore || options.apps.some((a) => a.enableSubscriptionCount)
       ? new SubscriptionCounts(broadcaster, state, events, this.log, extras === null ? null : (app) => extras.countFrameSent(app))
       : null;
-    const channels = new Channels({ options, fanOut: this.fanOut, broadcaster, state, cache, counts: this.counts, events, metrics: extras, log: this.log });
+    const channels = new Channels({ options, fanOut: this.fanOut, broadcaster, state, cache, counts: this.counts, events, metrics: extras, log: this.log, console: consoleTap });
 
     this.app.ws('/app/:key', wsBehavior({
       apps: this.apps,
@@ -108,21 +113,29 @@ export class Server {
       metrics: this.metrics,
       refusals,
       log: this.log,
+      console: consoleTap,
       admissionRefusal: () => this.admissionRefusal(),
     }));
-    registerHttpApi(this.app, { apps: this.apps, lookup: this.sync, options, broadcaster, state, limiter, refusals, cache, metrics: this.metrics, log: this.log, outbox: this.cluster?.outbox ?? null });
+    const trigger = registerHttpApi(this.app, { apps: this.apps, lookup: this.sync, options, broadcaster, state, limiter, refusals, cache, metrics: this.metrics, log: this.log, outbox: this.cluster?.outbox ?? null, console: consoleTap });
+    if (consoleTap !== null) {
+      const relay = this.cluster?.consoleRelay(consoleTap, this.metrics) ?? null;
+      this.console = new Console(consoleTap, { apps: this.apps, state, metrics: this.metrics, trigger, password: options.consolePassword, secure: options.sslCert !== '' && options.metricsServerPort === 0, log: this.log, relay });
+    }
     registerHealth(this.app, { closing: () => this.closing, memoryThresholdPercent: options.acceptTrafficMemoryThreshold });
-    if (this.metrics !== null && options.metricsServerPort !== 0) {
-      this.metricsApp = uws.App();
-      registerMetricsEndpoint(this.metricsApp, this.metrics);
-      this.metricsApp.any('/*', (res, req) => {
-        writeJson(res, 404, { error: `Not found: ${req.getMethod().toUpperCase()} ${req.getUrl()} (this port serves GET /metrics only)` });
+    if ((this.metrics !== null || this.console !== null) && options.metricsServerPort !== 0) {
+      const metricsApp = (this.metricsApp = uws.App());
+      if (this.metrics !== null) registerMetricsEndpoint(metricsApp, this.metrics);
+      else metricsApp.get('/metrics', noMetricsHere);
+      this.console?.register(metricsApp);
+      const serves = this.console === null ? 'GET /metrics only' : 'GET /metrics and /console only';
+      metricsApp.any('/*', (res, req) => {
+        writeJson(res, 404, { error: `Not found: ${req.getMethod().toUpperCase()} ${req.getUrl()} (this port serves ${serves})` });
       });
       this.app.get('/metrics', noMetricsHere);
-    } else if (this.metrics !== null) {
-      registerMetricsEndpoint(this.app, this.metrics);
     } else {
-      this.app.get('/metrics', noMetricsHere);
+      if (this.metrics !== null) registerMetricsEndpoint(this.app, this.metrics);
+      else this.app.get('/metrics', noMetricsHere);
+      this.console?.register(this.app);
     }
     this.app.any('/*', (res, req) => {
       writeJson(res, 404, { error: `Not found: ${req.getMethod().toUpperCase()} ${req.getUrl()}` });
@@ -151,8 +164,9 @@ export class Server {
     this.activity = new ActivityMonitor(this.apps, this.options, this.fanOut);
     this.memory = new MemoryWatch(this.options.acceptTrafficMemoryThreshold);
     this.pushgateway?.start();
+    this.console?.start();
     this.log.info(loaded.description);
-    this.log.info(`pws-server listening on ${this.options.sslCert ? 'https/wss' : 'http/ws'}://${this.options.host}:${this.port}` + (this.metrics ? `, metrics on :${this.metricsPort || this.port}/metrics` : ''));
+    this.log.info(`pws-server listening on ${this.options.sslCert ? 'https/wss' : 'http/ws'}://${this.options.host}:${this.port}` + (this.metrics ? `, metrics on :${this.metricsPort || this.port}/metrics` : '') + (this.console ? `, console on :${this.metricsPort || this.port}/console` : ''));
   }
 
   /** True once shutdown has begun: /ready answers 503 and new connections are refused. */
@@ -171,6 +185,8 @@ export class Server {
 
   private async shutdown(): Promise<void> {
     this.closing = true;
+    // Before the ports close: its streams end cleanly, and its relay leaves Redis while it answers.
+    await this.console?.stop();
     for (const app of this.apps.all()) {
       app.sockets.forEach((ws) => this.fanOut.close(ws, ErrorCode.reconnect, SHUTDOWN_MESSAGE));
     }

@@ -141,7 +141,8 @@ describe('environment variables', () => {
   test('every boolean variable reads true/1 as true and false/0 as false, and refuses anything else', () => {
     for (const spec of byKind('bool')) {
       for (const [text, value] of [['true', true], ['1', true], ['false', false], ['0', false], [' true ', true]] as const) {
-        assert.equal(valueOf(loadOptions({ [spec.env]: text }), spec), value, `${spec.env}=${text}`);
+        // CONSOLE_ENABLED needs its password (test/console/console-http.test.ts refuses it without).
+        assert.equal(valueOf(loadOptions({ CONSOLE_PASSWORD: 'p', [spec.env]: text }), spec), value, `${spec.env}=${text}`);
       }
       for (const bad of ['yes', 'TRUE', '2', 'on']) refuses({ [spec.env]: bad }, `${spec.env}: expected true, false, 1 or 0, got ${JSON.stringify(bad)}`);
     }

@@ -13,6 +13,7 @@ import { socketAuthValid } from '../protocol/signatures';
 import { idOf, socketId, type Socket, type SocketData } from '../ws/socket';
 import { channelUser, forEachChannel, withChannel, withoutChannel } from '../ws/socket-channels';
 import type { ChannelEvents } from './events';
+import type { ConsoleTap } from '../console/tap';
 import type { ExtrasMetrics } from './extras-metrics';
 import type { SubscriptionCounts } from './subscription-counts';
 
@@ -28,6 +29,8 @@ export interface ChannelsContext {
   events: ChannelEvents | null;
   metrics: ExtrasMetrics | null;
   log: Log;
+  /** The console's event log; null with CONSOLE_ENABLED off. */
+  console: ConsoleTap | null;
 }
 
 /**
@@ -152,6 +155,7 @@ export class Channels {
     }
     const open = socket.ended === null && channelUser(socket.channels, name) !== undefined;
     if (open) fanOut.send(ws, subscriptionSucceeded(name, edges.members === null ? '{}' : presenceData(edges.members)));
+    if (open) this.ctx.console?.subscribed(app, name, ws);
     broadcaster.releaseEdges(hold, edges.version, open ? ws : null);
     // After the confirmation, so the new subscriber counts itself too.
     if (edges.members === null && app.config.enableSubscriptionCount) this.ctx.counts?.changed(app, name, edges.subscriptionCount, edges.version);

@@ -15,19 +15,23 @@ import type { AppState } from '../apps/app-state';
  *           version (the last edge version the scripts handed out, see scripts.ts),
  *           webhooks (webhook queue → sending node), webhooks:<node>:<url digest> (a webhook queue, a stream),
  *           webhooks:<node>:<url digest>:sending
- * Global:   node:<node> (heartbeat, expires), nodes (set of node ids), reap:<node> (the reaper's lock)
+ * Global:   node:<node> (heartbeat, expires), nodes (set of node ids), reap:<node> (the reaper's lock),
+ *           console:open (set while a node serves an open console, expires)
  *           apps (channel: the id of an app changed with `pws-server apps`, for the app store's nodes)
  * Channels: ch:<app>:<channel> on database 0, ch<db>:<app>:<channel> on another one: sharded pub/sub
+ *           (and console / console<db>, the console's log and figures while one is open)
  *           ignores the database, so deployments told apart by it alone would get each other's frames.
  */
 export class Keys {
   private readonly channels: string;
+  private readonly database: number;
 
   constructor(
     private readonly prefix: string,
     database = 0,
   ) {
     this.channels = `${prefix}:ch${database === 0 ? '' : database}:`;
+    this.database = database;
   }
 
   /** The sharded channel that announces app changes made with `pws-server apps`. */
@@ -98,6 +102,12 @@ export class Keys {
   /** The POST a webhook queue's sender is sending (same hash tag as the queue). */
   webhookSending(queue: string): string {
     return `${queue}:sending`;
+  }
+
+  /** The console relay's key and channel (CONSOLE_ENABLED). */
+  console(): { open: string; channel: string } {
+    const db = this.database === 0 ? '' : String(this.database);
+    return { open: `${this.prefix}:console${db}:open`, channel: `${this.prefix}:console${db}` };
   }
 
   heartbeat(node: string): string {

@@ -21,6 +21,8 @@ import { RedisCacheStore } from './redis-cache';
 import { RedisChannelState } from './redis-state';
 import { RedisWebhookQueues } from '../webhooks/redis-queue';
 import { Outbox } from './outbox';
+import { ConsoleRelay } from '../console/relay';
+import type { ConsoleTap } from '../console/tap';
 import { DELIVERY } from '../webhooks/stream';
 
 // How long start-up waits for Redis before serving local clients anyway.
@@ -72,6 +74,11 @@ export class RedisAdapter {
   /** Rate limits held across every node on this Redis connection, falling back to `local`. */
   rateLimiter(local: LocalRateLimiter): RedisRateLimiter {
     return new RedisRateLimiter(this.link, this.keys, local, this.log);
+  }
+
+  /** The console's relay between nodes (CONSOLE_ENABLED). */
+  consoleRelay(tap: ConsoleTap, metrics: PwsMetrics | null): ConsoleRelay {
+    return new ConsoleRelay(this.link, this.keys.console(), this.node, this.apps, metrics, tap, this.log);
   }
 
   /** Durable webhook queues on this Redis, taken over from nodes that stop or die. */

@@ -13,6 +13,7 @@ import type { Log } from '../log';
 import type { PwsMetrics } from '../metrics/pws-metrics';
 import type { AppConfig, Options } from '../options';
 import type { Outbox } from '../cluster/outbox';
+import type { ConsoleTap } from '../console/tap';
 import { eventFrame } from '../protocol/frames';
 import { verifyRequest } from './request-auth';
 import type { HttpRequest, HttpResponse, TemplatedApp } from '../uws';
@@ -32,6 +33,8 @@ export interface HttpContext {
   log: Log;
   /** ADAPTER_DRIVER=redis: where frames for other nodes wait while Redis is unreachable. */
   outbox: Outbox | null;
+  /** The console's event log; null with CONSOLE_ENABLED off. */
+  console: ConsoleTap | null;
 }
 
 /** A validated API call, handed to a route handler after signing checks. */
@@ -55,8 +58,11 @@ interface ApiEvent {
 
 const SOCKET_ID = /^\d+\.\d+$/;
 
-/** Registers the Pusher HTTP API routes under /apps/:appId. */
-export function registerHttpApi(uws: TemplatedApp, ctx: HttpContext): void {
+/** Triggers an event as POST /apps/:appId/events does, after its signature was checked. */
+export type ApiTrigger = (app: AppState, body: Buffer) => Promise<unknown>;
+
+/** Registers the Pusher HTTP API routes under /apps/:appId; returns their trigger, for the console's event sender. */
+export function registerHttpApi(uws: TemplatedApp, ctx: HttpContext): ApiTrigger {
   const routes: [string, 'get' | 'post', Handler][] = [
     ['/apps/:appId/events', 'post', triggerEvent],
     ['/apps/:appId/batch_events', 'post', triggerBatch],
@@ -79,6 +85,11 @@ export function registerHttpApi(uws: TemplatedApp, ctx: HttpContext): void {
       }
     });
   }
+  return (app, body) =>
+    triggerEvent(ctx, { app, params: [], query: new URLSearchParams(), body }).then((result) => {
+      if (result instanceof LimitRefusal) throw new HttpError(429, `Rate limit reached: at most ${result.verdict.limit} events (× channels) triggered per second for this app`);
+      return result;
+    });
 }
 
 /** Where an answer is timed: the route's pattern and when its request arrived (0 with metrics off). */
@@ -307,6 +318,7 @@ async function publish(ctx: HttpContext, app: AppState, events: ApiEvent[]): Pro
     for (const channel of event.channels) {
       const frame = eventFrame(event.name, channel, event.data);
       ctx.broadcaster.publish(app, channel, frame, event.socketId);
+      ctx.console?.apiMessage(app, channel, event.name, event.data);
       if (isCacheChannel(channel)) {
         const keeping = ctx.cache.set(app, channel, frame);
         if (keeping !== undefined) kept.push(keeping);

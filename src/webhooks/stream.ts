@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AppState } from '../apps/app-state';
 import type { Log } from '../log';
+import type { ConsoleTap } from '../console/tap';
 import type { SentBatch, StreamJournal } from './journal';
 import type { DropReason, WebhookMetrics } from './webhook-metrics';
 import { webhookBody, type WebhookEvent } from './webhook-events';
@@ -39,6 +40,8 @@ export interface StreamContext {
   timings: DeliveryTimings;
   metrics: WebhookMetrics | null;
   log: Log;
+  /** The console's figures and event log; null with CONSOLE_ENABLED off. */
+  console: ConsoleTap | null;
 }
 
 /** An event another node queued at `timeMs` (wall clock), as its journal holds it. */
@@ -207,6 +210,7 @@ export class WebhookStream {
     this.journal?.remove(ids(batch.events));
     if (this.failures > 0) this.ctx.log.info(`webhooks: ${this.name()}: delivering again after ${this.failures} failed attempt${this.failures === 1 ? '' : 's'}`);
     this.failures = 0;
+    this.ctx.console?.webhookSent(this.app, batch.events.length);
     if (metrics !== null) {
       const slot = this.app.metricsSlot;
       const now = performance.now();
@@ -220,6 +224,7 @@ export class WebhookStream {
 
   private failed(reason: string): void {
     this.ctx.metrics?.failed.add(this.app.metricsSlot, 1);
+    this.ctx.console?.webhookFailed(this.app, reason);
     this.lastFailure = reason;
     if (this.finishing) return;
     // One line per outage (and one when it ends), not one per attempt.

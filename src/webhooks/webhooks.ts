@@ -2,6 +2,7 @@ import type { ChannelState } from '../adapter/adapter';
 import type { AppState } from '../apps/app-state';
 import type { Apps } from '../apps/apps';
 import type { ChannelEvents } from '../channels/events';
+import type { ConsoleTap } from '../console/tap';
 import type { Log } from '../log';
 import type { PwsMetrics } from '../metrics/pws-metrics';
 import type { Options } from '../options';
@@ -50,11 +51,11 @@ export class Webhooks implements ChannelEvents {
    * Null when no app has webhooks and none can gain them (`dynamic` is false: the apps come
    * from the config file): then nothing listens, and channel events cost nothing.
    */
-  static forApps(apps: Apps, options: Options, metrics: PwsMetrics | null, log: Log, dynamic: boolean): Webhooks | null {
-    return dynamic || [...apps.all()].some((app) => app.config.webhooks.length > 0) ? new Webhooks(apps, options, metrics, log) : null;
+  static forApps(apps: Apps, options: Options, metrics: PwsMetrics | null, log: Log, dynamic: boolean, console: ConsoleTap | null): Webhooks | null {
+    return dynamic || [...apps.all()].some((app) => app.config.webhooks.length > 0) ? new Webhooks(apps, options, metrics, log, console) : null;
   }
 
-  private constructor(apps: Apps, options: Options, metrics: PwsMetrics | null, log: Log) {
+  private constructor(apps: Apps, options: Options, metrics: PwsMetrics | null, log: Log, console: ConsoleTap | null) {
     this.ctx = {
       sender: this.sender,
       batching: options.webhooksBatching,
@@ -62,6 +63,7 @@ export class Webhooks implements ChannelEvents {
       timings: DELIVERY,
       metrics: metrics === null ? null : new WebhookMetrics(metrics, apps),
       log,
+      console,
     };
     apps.watch({
       added: (app) => this.reconfigure(app),

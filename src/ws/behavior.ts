@@ -7,6 +7,7 @@ import { ErrorCode, PusherError, SubscriptionError } from '../protocol/errors';
 import type { Broadcaster, ChannelState } from '../adapter/adapter';
 import type { FanOut } from '../adapter/fan-out';
 import type { ChannelEvents } from '../channels/events';
+import type { ConsoleTap } from '../console/tap';
 import type { Refusals } from '../limits/refusals';
 import type { Log } from '../log';
 import type { PwsMetrics } from '../metrics/pws-metrics';
@@ -46,6 +47,8 @@ export interface WsContext {
   /** Counts quota and rate-limit refusals; null with metrics off. */
   refusals: Refusals | null;
   log: Log;
+  /** The console's event log; null with CONSOLE_ENABLED off. */
+  console: ConsoleTap | null;
   /** Why new connections are refused right now (shutting down, over memory), or null. */
   admissionRefusal(): PusherError | null;
 }
@@ -106,6 +109,7 @@ export function wsBehavior(ctx: WsContext): WebSocketBehavior<SocketData> {
         metrics.newConnections.add(app.metricsSlot, 1);
       }
       ctx.fanOut.send(ws, connectionEstablished(socketId(ws), options.activityTimeout));
+      ctx.console?.connection(app, ws);
       if (ctx.log.debugEnabled) ctx.log.debug(`connected ${socketId(ws)} app=${app.config.id}`);
     },
 
@@ -146,6 +150,7 @@ export function wsBehavior(ctx: WsContext): WebSocketBehavior<SocketData> {
         metrics.newDisconnections.add(app.metricsSlot, 1);
         metrics.countClose(code);
       }
+      ctx.console?.disconnection(app, ws, code);
       if (ctx.log.debugEnabled) ctx.log.debug(`disconnected ${socketId(ws)}`);
     },
   };

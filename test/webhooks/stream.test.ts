@@ -48,7 +48,7 @@ function setup(receiver: WebhookReceiver, timings: Partial<DeliveryTimings> = {}
   const metrics = new WebhookMetrics(pws, apps);
   const log = new RecordingLog();
   const sender = new WebhookSender();
-  const stream = new WebhookStream(app, new URL(receiver.url()), {}, { sender, batching, batchingMs: 10, timings: { ...SHORT, ...timings }, metrics, log });
+  const stream = new WebhookStream(app, new URL(receiver.url()), {}, { sender, batching, batchingMs: 10, timings: { ...SHORT, ...timings }, metrics, log, console: null });
   pws.stop();
   const value = (family: keyof WebhookMetrics): number =>
     // Dropped events are counted by reason: the total of all reasons.
