@@ -23,22 +23,26 @@ export const WATCHLIST_MAX = 100;
  * Apps without the feature never get here: their AppState has no watchlist tables.
  */
 export class Watchlist {
-  /** `pusher_internal:watchlist_events` frames sent by this node, by app; made at the first one sent (none with metrics off). */
+  /** `pusher_internal:watchlist_events` frames sent by this node, by app; made with the first app using the feature (none with metrics off). */
   private sent: Counter | null = null;
 
   constructor(
-    private readonly apps: Apps,
+    apps: Apps,
     private readonly fanOut: FanOut,
     private readonly broadcaster: Broadcaster,
     private readonly state: ChannelState,
-    private readonly metrics: PwsMetrics | null,
+    metrics: PwsMetrics | null,
     private readonly log: Log,
-  ) {}
+  ) {
+    if (metrics === null) return;
+    const watcher = (app: AppState) => {
+      if (app.watched !== null) this.sent ??= sentCounter(metrics, apps);
+    };
+    apps.watch({ added: watcher, changed: watcher });
+  }
 
   private countSent(app: AppState): void {
-    if (this.metrics === null) return;
-    this.sent ??= sentCounter(this.metrics, this.apps);
-    this.sent.add(app.metricsSlot, 1);
+    this.sent?.add(app.metricsSlot, 1);
   }
 
   /** The user's first socket on this node signed in: announces `online` when no node had one. */
