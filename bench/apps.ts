@@ -2,9 +2,9 @@
 // pws-servers (metrics on) hold the same app: one from its environment (APP_MANAGER_DRIVER=config),
 // one from a real PostgreSQL table (APP_MANAGER_DRIVER=postgres). Round by round, taking turns,
 // each gets --connections sockets that connect and subscribe to a channel, then close. Figures:
-// each server's CPU per 1,000 connects + subscribes, and the queries the database ran meanwhile
-// (its committed transactions, less the ones of reading them), which must be 0: a known app is
-// served from memory.
+// each server's CPU per 1,000 connects + subscribes, and the statements PostgreSQL ran for
+// pws-server meanwhile (from its statement log, by application name), which must be 0: a known
+// app is served from memory.
 import { execFileSync } from 'node:child_process';
 import { get } from 'node:http';
 import { startPostgres, type PostgresInstance } from '../test/helpers/databases';
@@ -16,8 +16,6 @@ const LIMIT = 1.05;
 const ROUNDS = 6;
 const WARM_UP = 3;
 const CHANNEL = 'bench-apps';
-// PostgreSQL publishes its counters at most once a second: wait that long before each read.
-const STATS_DELAY_MS = 1200;
 
 const ENV = {
   DEFAULT_APP_ID: APP.id,
@@ -35,8 +33,10 @@ export interface AppsResult {
   configCpuMsPer1000: number;
   sqlCpuMsPer1000: number;
   ratio: number;
-  /** Transactions PostgreSQL committed during the measured rounds, less those of reading the count. */
+  /** Statements pws-server sent PostgreSQL during the measured rounds (its statement log). */
   queries: number;
+  /** Statements it sent at its start (the load, the LISTEN): not 0, or the log would prove nothing. */
+  queriesAtStart: number;
   /** pws_app_store_lookups_total of the SQL server at the end (every result). */
   lookups: number;
 }
@@ -48,6 +48,7 @@ export async function run(options: BenchOptions): Promise<PartResult<AppsResult>
   const cli = (...args: string[]) => execFileSync(process.execPath, [options.pwsBin, 'apps', ...args], { env: { PATH: process.env.PATH ?? '', ...dbEnv } });
   cli('migrate');
   cli('add', `id=${APP.id}`, `key=${APP.key}`, `secret=${APP.secret}`);
+  await logStatements(db);
   const fds = connections + 1024;
   const servers: ServerProcess[] = [];
   const client = startClient(fds);
@@ -64,14 +65,16 @@ export async function run(options: BenchOptions): Promise<PartResult<AppsResult>
       return spent;
     };
     for (let r = 0; r < WARM_UP; r++) for (const k of [0, 1]) await round(k);
-    const committedBefore = await committed(db);
+    // The statements of the SQL server's start (its load of the table, its LISTEN) show the log works.
+    const atStart = statementsOf(db.log());
+    if (atStart === 0) throw new Error('PostgreSQL logged no statement of pws-server at its start: the statement log does not work, the count below would prove nothing');
+    const logBefore = db.log().length;
     for (let r = 0; r < ROUNDS; r++) {
       // Alternating which goes first, so neither always runs on a machine the other just warmed.
       for (const k of r % 2 === 0 ? [0, 1] : [1, 0]) ticks[k] += await round(k);
       options.log(`apps ${r + 1}/${ROUNDS}: ${connections} connects + subscribes on each server`);
     }
-    const committedAfter = await committed(db);
-    const readCost = (await committed(db)) - committedAfter;
+    await sleep(500);
     const per1000 = (t: number) => (t / CLK_TCK / ((connections * ROUNDS) / 1000)) * 1000;
     const result: AppsResult = {
       connectionsPerRound: connections,
@@ -79,7 +82,8 @@ export async function run(options: BenchOptions): Promise<PartResult<AppsResult>
       configCpuMsPer1000: per1000(ticks[0]),
       sqlCpuMsPer1000: per1000(ticks[1]),
       ratio: ticks[1] / ticks[0],
-      queries: committedAfter - committedBefore - readCost,
+      queries: statementsOf(db.log().slice(logBefore)),
+      queriesAtStart: atStart,
       lookups: await lookups(servers[1].port),
     };
     return report(result);
@@ -90,11 +94,16 @@ export async function run(options: BenchOptions): Promise<PartResult<AppsResult>
   }
 }
 
-// Transactions committed in the bench database (each query of the app store is one).
-async function committed(db: PostgresInstance): Promise<number> {
-  await sleep(STATS_DELAY_MS);
-  const rows = await db.query<{ n: string }>('SELECT xact_commit AS n FROM pg_stat_database WHERE datname = current_database()');
-  return Number(rows[0].n);
+// Every statement to the server's log, each line headed by its client's application name.
+function statementsOf(log: string): number {
+  return log.split('\n').filter((line) => line.startsWith('[pws-server] ') && line.includes('statement:')).length;
+}
+
+async function logStatements(db: PostgresInstance): Promise<void> {
+  await db.query("ALTER SYSTEM SET log_statement = 'all'");
+  await db.query("ALTER SYSTEM SET log_line_prefix = '[%a] '");
+  await db.query('SELECT pg_reload_conf()');
+  await sleep(200);
 }
 
 function lookups(port: number): Promise<number> {
@@ -124,7 +133,7 @@ function report(result: AppsResult): PartResult<AppsResult> {
   ];
   const notes = [
     `${result.rounds} rounds of ${result.connectionsPerRound} sockets per server, each connecting and subscribing to ${CHANNEL}, then closing; ${WARM_UP} warm-up rounds first`,
-    'queries: PostgreSQL committed transactions (pg_stat_database.xact_commit) over the measured rounds, less those of reading the counter',
+    `queries: statements PostgreSQL logged for application_name 'pws-server' during the measured rounds (log_statement = all); ${result.queriesAtStart} at its start`,
   ];
   return { part: 'apps', title: 'Apps from PostgreSQL against apps from config: the connect path', table, budgets, notes, figures: result };
 }

@@ -43,6 +43,8 @@ export interface Options {
   host: string;
   debug: boolean;
   apps: AppConfig[];
+  /** The app the DEFAULT_APP_* options make: the app store's defaults for its missing columns and NULLs. */
+  appDefaults: AppConfig;
   activityTimeout: number;
   pongTimeoutMs: number;
   userAuthenticationTimeoutMs: number;
@@ -314,6 +316,10 @@ export function loadOptions(env: NodeJS.ProcessEnv = process.env, configPath?: s
     throw new OptionsError('RATE_LIMITER_DRIVER: redis needs ADAPTER_DRIVER=redis (the limits use the cluster\'s Redis connection)');
   }
   const fileApps = file.apps;
+  if (fileApps !== undefined && out.appManagerDriver !== 'config') {
+    throw new OptionsError(`apps in ${configPath}: not used with APP_MANAGER_DRIVER=${out.appManagerDriver} (the apps come from the database): remove them, or use APP_MANAGER_DRIVER=config`);
+  }
+  out.appDefaults = defaultApp;
   out.apps = fileApps === undefined ? [defaultApp as unknown as AppConfig] : parseApps(fileApps, configPath!, defaultApp);
   return out as unknown as Options;
 }

@@ -1,11 +1,19 @@
 import type { AppConfig } from '../options';
 
-/** What a load of every app gave: the apps, and why some rows were left out. */
+/** A row that could not be read as an app: its id (null when even that is unusable) and why. */
+export interface RefusedRow {
+  id: string | null;
+  reason: string;
+}
+
+/** What a load of every app gave: the apps, and the rows left out. */
 export interface StoredApps {
   apps: AppConfig[];
-  /** One line per row that could not be read as an app (named by its id). */
-  refused: string[];
+  refused: RefusedRow[];
 }
+
+/** What a lookup of one app found: the app, no such row, or a row that cannot be read. */
+export type Found = AppConfig | null | RefusedRow;
 
 /**
  * Where apps live when they are not in the config file: a database table shared by every
@@ -16,8 +24,12 @@ export interface AppStore {
   /** Where it reads from, for log lines: `postgres://host:port/db table apps`. */
   readonly where: string;
   all(): Promise<StoredApps>;
-  /** The app with this key or id, or null when there is none (or its row cannot be read). */
-  find(by: 'key' | 'id', value: string): Promise<AppConfig | null>;
+  /**
+   * The app whose key or id is exactly `value` (a database whose collation ignores case or
+   * trailing spaces may return another: that is none), null when there is none, or the row
+   * that cannot be read.
+   */
+  find(by: 'key' | 'id', value: string): Promise<Found>;
   /**
    * Calls `changed(id)` for each change announced by the database itself (PostgreSQL's
    * NOTIFY), and `changed(null)` when announcements may have been missed. Null when the

@@ -49,12 +49,12 @@ async function run(store: SqlAppStore, command: string, args: string[], options:
     case 'list': {
       const { apps, refused } = await store.all();
       for (const app of apps) print(`${app.id}\t${app.key}\t${app.enabled ? 'enabled' : 'disabled'}`);
-      for (const line of refused) print(`# left out: ${line}`);
+      for (const row of refused) print(`# left out: ${row.reason}`);
       return null;
     }
     case 'add': {
       const values = assignments(args);
-      const app: AppConfig = { ...options.apps[0], id: randomToken(8), key: randomToken(20), secret: randomToken(20) };
+      const app: AppConfig = { ...options.appDefaults, id: randomToken(8), key: randomToken(20), secret: randomToken(20) };
       for (const column of COLUMNS) if (Object.hasOwn(values, column.name)) (app as unknown as Record<string, unknown>)[column.field] = values[column.name];
       await store.insert(app, Object.keys(values));
       print(`id=${app.id}\nkey=${app.key}\nsecret=${app.secret}`);

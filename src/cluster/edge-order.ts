@@ -50,7 +50,7 @@ export class EdgeHold {
  * and dropped when the last one leaves.
  */
 export class EdgeOrder {
-  private readonly apps = new Map<AppState, Map<string, ChannelEdges>>();
+  private readonly apps = new WeakMap<AppState, Map<string, ChannelEdges>>();
 
   /**
    * True when the edge is to be delivered here, and remembers it; `listened` says whether the node

@@ -15,7 +15,7 @@ import { ErrorCode } from '../protocol/errors';
 import { warnOfEviction } from './eviction';
 import { Heartbeat, incarnation } from './heartbeat';
 import { Keys } from './keys';
-import { connectRedis, databaseOf, type RedisLink } from './redis-link';
+import { connectRedis, databaseOf, type MessageListener, type RedisLink } from './redis-link';
 import { RedisBroadcaster } from './redis-broadcaster';
 import { RedisCacheStore } from './redis-cache';
 import { RedisChannelState } from './redis-state';
@@ -38,6 +38,9 @@ export class RedisAdapter {
   /** Frames for the other nodes, kept in order while Redis is unreachable. */
   readonly outbox: Outbox;
   private readonly link: RedisLink;
+  /** APP_MANAGER_DRIVER=mysql: hears `pws-server apps` changes (subscribed again after each reconnection). */
+  private appChanges: MessageListener | null = null;
+  private relay: ConsoleRelay | null = null;
   private readonly keys: Keys;
   private heartbeat: Heartbeat | null = null;
   private readonly metrics: ClusterMetrics | null;
@@ -78,7 +81,8 @@ export class RedisAdapter {
 
   /** The console's relay between nodes (CONSOLE_ENABLED). */
   consoleRelay(tap: ConsoleTap, metrics: PwsMetrics | null): ConsoleRelay {
-    return new ConsoleRelay(this.link, this.keys.console(), this.node, this.apps, metrics, tap, this.log);
+    this.relay = new ConsoleRelay(this.link, this.keys.console(), this.node, this.apps, metrics, tap, this.log);
+    return this.relay;
   }
 
   /** Durable webhook queues on this Redis, taken over from nodes that stop or die. */
@@ -94,7 +98,13 @@ export class RedisAdapter {
    * read at the store's next refresh.
    */
   watchAppChanges(changed: (id: string) => void): void {
-    this.link.subscribe(this.keys.appChanges(), (id) => changed(id)).catch((err) => this.log.warn(`redis: cannot subscribe to app changes: ${(err as Error)?.message ?? err}`));
+    this.appChanges = (id) => changed(id);
+    this.subscribeAppChanges();
+  }
+
+  private subscribeAppChanges(): void {
+    if (this.appChanges === null) return;
+    this.link.subscribe(this.keys.appChanges(), this.appChanges).catch((err) => this.log.warn(`redis: cannot subscribe to app changes: ${(err as Error)?.message ?? err}`));
   }
 
   /**
@@ -135,6 +145,8 @@ export class RedisAdapter {
     // Subscribe again; the heartbeat checks at once whether Redis kept this node's entries, and
     // rewrites them if so (a change may have been lost with the connection) or fences if not.
     this.broadcaster.relisten(this.apps);
+    this.subscribeAppChanges();
+    this.relay?.resubscribe();
     this.state.dirty = true;
     void this.heartbeat?.reconnected();
   }

@@ -35,7 +35,7 @@ export type UserChange = (app: AppState, userId: string, online: boolean) => voi
 export class RedisChannelState implements ChannelState {
   private readonly local = new LocalChannelState();
   /** Connections on the other nodes, per app, as of the last heartbeat. */
-  private readonly elsewhere = new Map<AppState, number>();
+  private readonly elsewhere = new WeakMap<AppState, number>();
   /** A change Redis did not take: the node's entries must be rewritten. */
   dirty = false;
   // True only while the node closes its sockets to fence itself: their leaves announce nothing,

@@ -9,7 +9,11 @@ interface Window {
   endsAt: number;
 }
 
-/** Failed console logins per client address: after MAX_FAILURES in a minute, 429 until it ends. */
+/**
+ * Failed console logins per client address: after MAX_FAILURES in a minute, 429 until it ends.
+ * An attempt counts as failed from its arrival until its password is found right, so that
+ * attempts sent side by side cannot all pass the check before any is counted.
+ */
 export class LoginLimiter {
   private readonly windows = new Map<string, Window>();
 
@@ -20,7 +24,7 @@ export class LoginLimiter {
     return Math.ceil((window.endsAt - now) / 1000);
   }
 
-  failed(address: string, now: number): void {
+  attempted(address: string, now: number): void {
     let window = this.windows.get(address);
     if (window === undefined || window.endsAt <= now) {
       this.windows.delete(address);

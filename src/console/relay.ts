@@ -109,6 +109,11 @@ export class ConsoleRelay {
     return sum;
   }
 
+  /** Redis lost this node's subscriptions (a reconnection): subscribe again while a console is open here. */
+  resubscribe(): void {
+    if (this.here) this.link.subscribe(this.keys.channel, this.listener).catch((err) => this.log.warn(`console: not receiving other nodes' events: ${(err as Error)?.message ?? err}`));
+  }
+
   /** This node opened its first console or closed its last. */
   openHere(open: boolean): void {
     if (open === this.here) return;

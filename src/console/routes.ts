@@ -71,12 +71,12 @@ export function registerConsoleRoutes(uws: TemplatedApp, ctx: RoutesContext): vo
       writeBody(res, 429, 'text/plain; charset=utf-8', `Too many failed logins: try again in ${wait} s\n`, { 'Retry-After': String(wait) });
       return;
     }
+    limiter.attempted(address, now);
     readBody(res, contentLength, MAX_FORM_BYTES).then(
       (body) => {
         if (aborted.yes) return;
         const password = new URLSearchParams(body.toString('utf8')).get('password') ?? '';
         if (!ctx.sessions.passwordMatches(password)) {
-          limiter.failed(address, Date.now());
           redirect(res, '/console?login=failed');
           return;
         }
@@ -101,13 +101,14 @@ export function registerConsoleRoutes(uws: TemplatedApp, ctx: RoutesContext): vo
   });
 
   uws.get('/console/api/stream', (res, req) => {
-    if (authorized(ctx, res, req, false) === null) return;
+    const session = authorized(ctx, res, req, false);
+    if (session === null) return;
     const app = ctx.apps.findById(new URLSearchParams(req.getQuery() ?? '').get('app') ?? '');
     if (app === undefined) {
       writeJson(res, 404, { error: 'Unknown app id' });
       return;
     }
-    ctx.streams.add(res, app.config.id, ctx.samples.of(app.config.id));
+    ctx.streams.add(res, session, app.config.id, ctx.samples.of(app.config.id));
   });
 
   uws.get('/console/api/members', (res, req) => {
@@ -137,6 +138,7 @@ export function registerConsoleRoutes(uws: TemplatedApp, ctx: RoutesContext): vo
         const { app: appId, channel, event, data } = parseSend(body);
         const app = ctx.apps.findById(appId);
         if (app === undefined) throw new HttpError(404, `Unknown app id "${appId}"`);
+        if (!app.config.enabled) throw new HttpError(403, 'App is disabled');
         // Through the REST API's own trigger: the same validation, limits, cache and cluster delivery.
         return ctx.trigger(app, Buffer.from(JSON.stringify({ name: event, channel, data })));
       })

@@ -4,6 +4,8 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 export interface Session {
   csrf: string;
   expiresAt: number;
+  /** Set at logout: the session's open streams end at their next flush. */
+  closed?: boolean;
 }
 
 /** The session cookie's name; its path is /console, so no other route ever receives it. */
@@ -49,7 +51,10 @@ export class Sessions {
 
   close(cookieHeader: string): void {
     const token = cookieValue(cookieHeader, COOKIE);
-    if (token !== null) this.sessions.delete(token);
+    if (token === null) return;
+    const session = this.sessions.get(token);
+    if (session !== undefined) session.closed = true;
+    this.sessions.delete(token);
   }
 
   /** The Set-Cookie value for a new session (`secure` when served over TLS). */

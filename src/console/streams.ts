@@ -1,4 +1,5 @@
 import type { ChannelState } from '../adapter/adapter';
+import type { Session } from './sessions';
 import type { Apps } from '../apps/apps';
 import type { Log } from '../log';
 import type { PwsMetrics } from '../metrics/pws-metrics';
@@ -20,6 +21,8 @@ export type RemoteTotals = (appId: string) => Totals | null;
 /** One browser's open event stream (server-sent events) for one app. */
 interface Stream {
   res: HttpResponse;
+  /** Its login: the stream ends when it is logged out or expires. */
+  session: Session;
   appId: string;
   rows: LogRow[];
   dropped: number;
@@ -55,8 +58,8 @@ export class ConsoleStreams {
   }
 
   /** Starts streaming an app's figures and log on `res` (the route checked the session and the app). */
-  add(res: HttpResponse, appId: string, history: Sample[]): void {
-    const stream: Stream = { res, appId, rows: [], dropped: 0, congested: false, closed: false, last: null };
+  add(res: HttpResponse, session: Session, appId: string, history: Sample[]): void {
+    const stream: Stream = { res, session, appId, rows: [], dropped: 0, congested: false, closed: false, last: null };
     res.onAborted(() => this.remove(stream));
     res.cork(() => {
       res.writeStatus('200 OK').writeHeader('Content-Type', 'text/event-stream').writeHeader('Cache-Control', 'no-store').writeHeader('X-Content-Type-Options', 'nosniff');
@@ -114,7 +117,13 @@ export class ConsoleStreams {
   }
 
   private flush(): void {
+    const now = Date.now();
     for (const stream of this.streams) {
+      if (stream.session.closed === true || stream.session.expiresAt <= now) {
+        this.remove(stream);
+        stream.res.cork(() => stream.res.end());
+        continue;
+      }
       if (stream.rows.length === 0 && stream.dropped === 0) continue;
       if (stream.congested) continue;
       const batch = { rows: stream.rows, dropped: stream.dropped };

@@ -118,6 +118,11 @@ export class RedisWebhookQueues {
     this.scanWhenNeeded();
   }
 
+  /** The app was removed: its queues are no longer taken over from nodes that die. */
+  removeApp(app: AppState): void {
+    this.routes.delete(app);
+  }
+
   /** Starts looking for queues to take over, every quarter of the node timeout, once some app has a webhook URL. */
   start(metrics: WebhookMetrics | null): void {
     this.metrics = metrics;

@@ -73,6 +73,7 @@ export class Webhooks implements ChannelEvents {
         if (hooks === undefined) return;
         this.apps.delete(app);
         hooks.retire([]);
+        this.queues?.removeApp(app);
       },
     });
   }

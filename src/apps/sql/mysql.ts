@@ -20,6 +20,8 @@ export class MysqlDb implements SqlDb {
       ssl: options.mysqlSsl === 'off' ? undefined : { rejectUnauthorized: options.mysqlSsl === 'verify' },
       connectTimeout: QUERY_TIMEOUT_MS,
       connectionLimit: 4,
+      // A query waiting for a connection longer than its bound is given up; never let them pile up.
+      queueLimit: 64,
       // JSON columns arrive parsed; tinyint(1) as numbers, which the columns' parser takes.
       supportBigNumbers: true,
       charset: 'utf8mb4',

@@ -1,4 +1,4 @@
-import type { AppStore, StoredApps } from '../app-store';
+import type { AppStore, Found, StoredApps } from '../app-store';
 import { minimumOf, type AppConfig, type Options } from '../../options';
 import { columnNamed, columnValue, rowToApp, COLUMNS } from './columns';
 import { MysqlDb } from './mysql';
@@ -25,7 +25,7 @@ export class SqlAppStore implements AppStore {
 
   /** The store APP_MANAGER_DRIVER names; its database client is loaded only now. */
   static open(options: Options): SqlAppStore {
-    const defaults = options.apps[0];
+    const defaults = options.appDefaults;
     if (options.appManagerDriver === 'postgres') return new SqlAppStore(new PostgresDb(options), options.postgresTable, defaults);
     if (options.appManagerDriver === 'mysql') return new SqlAppStore(new MysqlDb(options), options.mysqlTable, defaults);
     throw new Error(`no SQL app store for APP_MANAGER_DRIVER=${options.appManagerDriver}`);
@@ -38,13 +38,14 @@ export class SqlAppStore implements AppStore {
     for (;;) {
       const rows = await this.db.query(`SELECT * FROM ${this.table}${after === null ? '' : ` WHERE ${this.db.quote('id')} > ?`} ORDER BY ${this.db.quote('id')} LIMIT ${PAGE}`, after === null ? [] : [after]);
       for (const row of rows) {
+        const lower = lowerCased(row);
         try {
-          const app = rowToApp(lowerCased(row), this.defaults);
+          const app = rowToApp(lower, this.defaults);
           if (keys.has(app.key)) throw new Error(`app ${JSON.stringify(app.id)}: key ${JSON.stringify(app.key)} is another app's too`);
           keys.add(app.key);
           out.apps.push(app);
         } catch (err) {
-          out.refused.push((err as Error).message);
+          out.refused.push({ id: typeof lower.id === 'string' ? lower.id : null, reason: (err as Error).message });
         }
       }
       if (rows.length < PAGE) return out;
@@ -52,14 +53,16 @@ export class SqlAppStore implements AppStore {
     }
   }
 
-  async find(by: 'key' | 'id', value: string): Promise<AppConfig | null> {
-    const rows = await this.db.query(`SELECT * FROM ${this.table} WHERE ${this.db.quote(by)} = ? LIMIT 2`, [value]);
+  async find(by: 'key' | 'id', value: string): Promise<Found> {
+    const rows = (await this.db.query(`SELECT * FROM ${this.table} WHERE ${this.db.quote(by)} = ? LIMIT 2`, [value])).map(lowerCased).filter((row) => row[by] === value);
+    if (rows.length === 0) return null;
+    const id = typeof rows[0].id === 'string' ? rows[0].id : null;
     // Two rows with one key: neither is trusted, as all() leaves the second out.
-    if (rows.length !== 1) return null;
+    if (rows.length > 1) return { id, reason: `key ${JSON.stringify(value)} is on two rows` };
     try {
-      return rowToApp(lowerCased(rows[0]), this.defaults);
-    } catch {
-      return null;
+      return rowToApp(rows[0], this.defaults);
+    } catch (err) {
+      return { id, reason: (err as Error).message };
     }
   }
 

@@ -212,6 +212,21 @@ export function describeStore(kind: StoreKind): void {
       assert.equal(await send(loose, 'longer-than-five'), 200);
     });
 
+    test('a row made unreadable by plain SQL leaves its app as it was, with a warning; a key differing only in case is no app', async () => {
+      const added = await appsCli(env, 'add');
+      const creds = { id: added.id, key: added.key, secret: added.secret };
+      const n = await node();
+      const socket = await rawSocket(n, creds.key);
+      await socket.socketId();
+      await db.query(`UPDATE apps SET max_connections = -5 WHERE id = '${creds.id}'`);
+      await eventually(() => /keeps its last good settings/.test(n.output()), 3000, 'the warning');
+      assert.equal(await triggerStatus(n, creds), 200);
+      assert.equal(socket.ws.readyState, socket.ws.OPEN);
+      // MySQL's collations ignore case: the lookalike must not pass for the app, nor cost a query each time.
+      for (let i = 0; i < 3; i++) assert.equal((await (await rawSocket(n, creds.key.toUpperCase())).closed).code, 4001);
+      assert.equal(sampleValue(await metrics(n), 'pws_app_store_lookups_total', { result: 'missing' }), 1);
+    });
+
     test('a row changed by plain SQL is seen within APP_MANAGER_CACHE_TTL', async () => {
       const added = await appsCli(env, 'add');
       const creds = { id: added.id, key: added.key, secret: added.secret };
